@@ -1,0 +1,258 @@
+//! The usage machine: cumulative per-(neighbour, destination) byte counters in, usage records
+//! out. Billing grows from it.
+//!
+//! Counters come from the kernel (nftables counters on each tunnel), cumulative and
+//! monotonic. The machine keeps, durably, the counter value up to which each link's bytes
+//! have been accounted ([`LinkUsage::tx_counted`]); everything above it is pending. At the end
+//! of each window it writes one [`UsageRecord`] per link that carried traffic, at the price in
+//! force, and reports it once durable.
+//!
+//! Why this survives crashes without losing bytes: pending bytes live in the kernel counter,
+//! not in memory. After a daemon restart the first reading is still above the durable
+//! `tx_counted`, and the difference is accrued. After a reboot the kernel counter starts from
+//! zero, the reading is below `tx_counted`, and that is recorded as a [`CounterReset`] (the
+//! bytes between the last record and the reboot are unknowable and are not invented).
+//!
+//! A price change closes the link's pending bytes at the old price first, so every record has
+//! exactly one price.
+
+use crate::events::usage::{
+    CounterReset, CounterSample, Link, UsageEffect, UsageEvent, UsageInput, UsageRecord, UsageTimer,
+};
+use crate::events::{Effect, Fold, Machine, Stamp, TimerTable};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsageConfig {
+    /// How often counters are read.
+    pub poll_ms: u64,
+    /// How often pending usage is written as records.
+    pub window_ms: u64,
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        Self {
+            poll_ms: 10_000,
+            window_ms: 60_000,
+        }
+    }
+}
+
+/// Durable usage per link: the fold of usage events.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageLedger {
+    #[serde(with = "crate::machines::pairs")]
+    pub links: BTreeMap<Link, LinkUsage>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkUsage {
+    /// Counter values up to which bytes have been recorded.
+    pub tx_counted: u64,
+    pub rx_counted: u64,
+    /// Bytes recorded in all usage records, across resets.
+    pub tx_total: u64,
+    pub rx_total: u64,
+    pub records: u64,
+    pub resets: u32,
+}
+
+impl Fold for UsageLedger {
+    type Event = UsageEvent;
+
+    fn apply(&mut self, event: &UsageEvent) {
+        // Saturating: a log is trusted once its CRC checks, but folding must never panic on
+        // what a record says. No honest counter reaches 2^64 bytes.
+        match event {
+            UsageEvent::Accrued(r) => {
+                let link = self.links.entry(r.link).or_default();
+                link.tx_counted = link.tx_counted.saturating_add(r.tx_bytes);
+                link.rx_counted = link.rx_counted.saturating_add(r.rx_bytes);
+                link.tx_total = link.tx_total.saturating_add(r.tx_bytes);
+                link.rx_total = link.rx_total.saturating_add(r.rx_bytes);
+                link.records += 1;
+            }
+            UsageEvent::CounterReset(r) => {
+                let link = self.links.entry(r.link).or_default();
+                if r.tx_reset {
+                    link.tx_counted = 0;
+                }
+                if r.rx_reset {
+                    link.rx_counted = 0;
+                }
+                link.resets = link.resets.saturating_add(1);
+            }
+        }
+    }
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct UsageMachine {
+    config: UsageConfig,
+    ledger: UsageLedger,
+    /// Latest counter readings (soft: the kernel keeps the truth).
+    observed: BTreeMap<Link, (u64, u64)>,
+    /// Price per byte in force per link (soft: routing re-announces it).
+    prices: BTreeMap<Link, Option<u64>>,
+    timers: TimerTable<UsageTimer>,
+    events: VecDeque<UsageEvent>,
+    effects: VecDeque<Effect<UsageEffect>>,
+}
+
+impl UsageMachine {
+    /// A machine resuming from `ledger` (empty on first start, recovered otherwise), started
+    /// at `now`: it reads counters at once and closes its first window one window later.
+    pub fn new(config: UsageConfig, ledger: UsageLedger, now: Stamp) -> Self {
+        let mut timers = TimerTable::new();
+        timers.set(UsageTimer::Poll, now);
+        timers.set(UsageTimer::Window, now.plus_ms(config.window_ms));
+        Self {
+            config,
+            ledger,
+            observed: BTreeMap::new(),
+            prices: BTreeMap::new(),
+            timers,
+            events: VecDeque::new(),
+            effects: VecDeque::new(),
+        }
+    }
+
+    /// Bytes read from the counters but not yet in a record, per link.
+    pub fn pending(&self, link: Link) -> (u64, u64) {
+        let Some(&(tx, rx)) = self.observed.get(&link) else {
+            return (0, 0);
+        };
+        let counted = self.ledger.links.get(&link).copied().unwrap_or_default();
+        (
+            tx.saturating_sub(counted.tx_counted),
+            rx.saturating_sub(counted.rx_counted),
+        )
+    }
+
+    fn emit(&mut self, event: UsageEvent) {
+        self.ledger.apply(&event);
+        self.events.push_back(event);
+    }
+
+    fn observe(&mut self, sample: CounterSample) {
+        let link = sample.link;
+        let counted = self.ledger.links.get(&link).copied().unwrap_or_default();
+        // The baseline a new reading must not fall below: the previous reading, or after a
+        // restart (no reading yet) the durable accounted value.
+        let (base_tx, base_rx) = self
+            .observed
+            .get(&link)
+            .copied()
+            .unwrap_or((counted.tx_counted, counted.rx_counted));
+        let tx_reset = sample.tx_bytes < base_tx;
+        let rx_reset = sample.rx_bytes < base_rx;
+        if tx_reset || rx_reset {
+            // Record what was read before the reset at the price it was carried at, then the
+            // reset itself.
+            self.accrue(link);
+            let counted = self.ledger.links.get(&link).copied().unwrap_or_default();
+            self.emit(UsageEvent::CounterReset(CounterReset {
+                link,
+                tx_reset,
+                rx_reset,
+                tx_counted: counted.tx_counted,
+                rx_counted: counted.rx_counted,
+                tx_observed: sample.tx_bytes,
+                rx_observed: sample.rx_bytes,
+            }));
+        }
+        self.observed
+            .insert(link, (sample.tx_bytes, sample.rx_bytes));
+    }
+
+    /// Writes the link's pending bytes as a record, if there are any.
+    fn accrue(&mut self, link: Link) {
+        let (tx_bytes, rx_bytes) = self.pending(link);
+        if tx_bytes == 0 && rx_bytes == 0 {
+            return;
+        }
+        let price_per_byte = self.prices.get(&link).copied().flatten();
+        let record = UsageRecord {
+            link,
+            tx_bytes,
+            rx_bytes,
+            price_per_byte,
+        };
+        self.emit(UsageEvent::Accrued(record));
+        self.effects
+            .push_back(Effect::when_durable(UsageEffect::Report(record)));
+    }
+}
+
+impl Machine for UsageMachine {
+    type Input = UsageInput;
+    type Event = UsageEvent;
+    type Effect = UsageEffect;
+    type Timer = UsageTimer;
+    type State = UsageLedger;
+
+    fn handle(&mut self, _at: Stamp, input: UsageInput) {
+        match input {
+            UsageInput::Counters(samples) => {
+                for sample in samples {
+                    self.observe(sample);
+                }
+            }
+            UsageInput::PriceSelected {
+                link,
+                price_per_byte,
+            } => {
+                let old = self.prices.get(&link).copied().flatten();
+                if old != price_per_byte {
+                    self.accrue(link);
+                    self.prices.insert(link, price_per_byte);
+                }
+            }
+        }
+    }
+
+    fn handle_timeout(&mut self, at: Stamp, timer: UsageTimer) {
+        match timer {
+            UsageTimer::Poll => {
+                self.effects
+                    .push_back(Effect::now(UsageEffect::ReadCounters));
+                self.timers
+                    .set(UsageTimer::Poll, at.plus_ms(self.config.poll_ms));
+            }
+            UsageTimer::Window => {
+                let links: Vec<Link> = self.observed.keys().copied().collect();
+                for link in links {
+                    self.accrue(link);
+                }
+                self.timers
+                    .set(UsageTimer::Window, at.plus_ms(self.config.window_ms));
+            }
+        }
+    }
+
+    fn apply(&mut self, event: &UsageEvent) {
+        self.ledger.apply(event);
+    }
+
+    fn poll_event(&mut self) -> Option<UsageEvent> {
+        self.events.pop_front()
+    }
+
+    fn poll_effect(&mut self) -> Option<Effect<UsageEffect>> {
+        self.effects.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<(Stamp, UsageTimer)> {
+        self.timers.earliest()
+    }
+
+    fn state(&self) -> &UsageLedger {
+        &self.ledger
+    }
+}
+
+#[cfg(test)]
+mod tests;
