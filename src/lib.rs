@@ -14,6 +14,7 @@
 
 pub mod events;
 pub mod machines;
+pub mod rng;
 pub mod wire;
 
 #[cfg(feature = "daemon")]

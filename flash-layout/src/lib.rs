@@ -1,1 +1,29 @@
-pub fn x(){}
+//! lastmile's on-flash format: framed append-only log segments, snapshots, and the flash
+//! budget. The byte layout is specified in `FORMAT.md`, next to this crate's `Cargo.toml`.
+//!
+//! The crate knows nothing of lastmile's events: a record is a schema `version` (>= 1) and
+//! opaque payload bytes, numbered by a sequence number starting at 1 (0 means "none").
+//!
+//! - [`storage`]: the directory of files behind a trait, real ([`DirStorage`]) and simulated
+//!   ([`MemStorage`], which can crash, tear and lose writes).
+//! - [`frame`], [`segment`]: the byte codecs.
+//! - [`scan`]: read-only validation (`replay check`) and the fast replay reader.
+//! - [`log`]: group commit and crash recovery.
+//! - [`snapshot`], [`store`]: redb snapshots, compaction and the flash budget.
+
+pub mod frame;
+pub mod log;
+pub mod scan;
+pub mod segment;
+pub mod snapshot;
+pub mod storage;
+pub mod store;
+
+pub use frame::{FrameError, Record, MAX_PAYLOAD_LEN};
+pub use log::{
+    Appended, Cut, FlushPolicy, Log, LogConfig, LogError, Recovery, Removed, Retention, SegmentInfo,
+};
+pub use scan::{scan, Defect, DefectReason, ReadError, Reader, Scan, ScanError, SegmentSummary};
+pub use snapshot::{SnapshotError, SnapshotStore};
+pub use storage::{CrashMode, DirStorage, Fault, MemStorage, Storage};
+pub use store::{Budget, RestoreError, Store, StoreError};

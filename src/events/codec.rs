@@ -18,7 +18,7 @@
 //! says exactly what v1 knew.
 
 use super::incident::{IncidentEvent, IncidentKind};
-use super::usage::{CounterReset, Link, UsageEvent, UsageRecord};
+use super::usage::{Link, UsageEvent, UsageRecord};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -58,6 +58,18 @@ impl Event {
             Event::Incident(IncidentEvent::Opened { .. }) => "incident.opened",
             Event::Incident(IncidentEvent::Closed { .. }) => "incident.closed",
         }
+    }
+}
+
+impl From<UsageEvent> for Event {
+    fn from(e: UsageEvent) -> Self {
+        Event::Usage(e)
+    }
+}
+
+impl From<IncidentEvent> for Event {
+    fn from(e: IncidentEvent) -> Self {
+        Event::Incident(e)
     }
 }
 
@@ -216,6 +228,7 @@ impl UsageRecordV1 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::usage::CounterReset;
 
     fn accrued(price: Option<u64>) -> Event {
         Event::Usage(UsageEvent::Accrued(UsageRecord {

@@ -1,1 +1,8 @@
-//! placeholder
+//! Adapters to the outside world. Each sits behind a trait (or a small API) with an
+//! in-memory twin for pure-logic and simulation tests. Adapters know the effect types and
+//! the outside world, and nothing about decisions.
+
+pub mod counters;
+pub mod flash;
+pub mod gate;
+pub mod journal;

@@ -1,0 +1,216 @@
+//! The record frame: an 8-byte header, then the payload (FORMAT.md "Record frame").
+//!
+//! ```text
+//! offset  size  field
+//! 0       1     magic   = FRAME_MAGIC (0xA7)
+//! 1       1     version   event schema version, opaque here, >= 1
+//! 2       2     len       payload length, u16 LE
+//! 4       4     crc       CRC32C(seq u64 LE ++ version ++ len LE ++ payload), u32 LE
+//! 8       len   payload
+//! ```
+//!
+//! The seq is not stored: it is known from the record's position (segment base + index).
+//! Covering it with the CRC makes a frame copied to the wrong place fail its check.
+
+use thiserror::Error;
+
+/// First byte of every frame.
+pub const FRAME_MAGIC: u8 = 0xA7;
+/// Bytes of frame header before the payload.
+pub const FRAME_HEADER_LEN: u64 = 8;
+/// Largest payload a frame can carry (the length field is a u16).
+pub const MAX_PAYLOAD_LEN: usize = u16::MAX as usize;
+
+/// Why bytes are not a valid frame, or why a record cannot be framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum FrameError {
+    #[error("fewer than 8 header bytes remain")]
+    ShortHeader,
+    #[error("bad frame magic {0:#04x}")]
+    BadMagic(u8),
+    #[error("version 0 is reserved")]
+    VersionZero,
+    #[error("payload of {len} bytes runs past the end ({available} bytes available)")]
+    LengthPastEnd { len: u64, available: u64 },
+    #[error("CRC mismatch (stored {stored:#010x}, computed {computed:#010x})")]
+    BadCrc { stored: u32, computed: u32 },
+    #[error("payload of {0} bytes exceeds the 65535-byte limit")]
+    PayloadTooLarge(usize),
+}
+
+/// One decoded record, borrowing its payload from the bytes it was decoded from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub seq: u64,
+    pub version: u8,
+    pub payload: &'a [u8],
+}
+
+/// The CRC32C of a frame at `seq` (FORMAT.md "CRC coverage").
+pub fn frame_crc(seq: u64, version: u8, payload: &[u8]) -> u32 {
+    // Only called with payloads checked against MAX_PAYLOAD_LEN, or read from a u16 field.
+    let len = payload.len() as u16;
+    let mut head = [0u8; 11];
+    head[..8].copy_from_slice(&seq.to_le_bytes());
+    head[8] = version;
+    head[9..11].copy_from_slice(&len.to_le_bytes());
+    crc32c::crc32c_append(crc32c::crc32c(&head), payload)
+}
+
+/// Total on-flash size of a frame carrying `payload_len` bytes.
+pub fn frame_len(payload_len: usize) -> u64 {
+    FRAME_HEADER_LEN + payload_len as u64
+}
+
+/// Checks that a record can be framed.
+pub fn check_record(version: u8, payload: &[u8]) -> Result<(), FrameError> {
+    if version == 0 {
+        return Err(FrameError::VersionZero);
+    }
+    if payload.len() > MAX_PAYLOAD_LEN {
+        return Err(FrameError::PayloadTooLarge(payload.len()));
+    }
+    Ok(())
+}
+
+/// Appends the frame of record `seq` to `out`. Nothing is appended on error.
+pub fn encode(out: &mut Vec<u8>, seq: u64, version: u8, payload: &[u8]) -> Result<(), FrameError> {
+    check_record(version, payload)?;
+    let len = payload.len() as u16; // checked above
+    out.reserve(FRAME_HEADER_LEN as usize + payload.len());
+    out.push(FRAME_MAGIC);
+    out.push(version);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&frame_crc(seq, version, payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// Decodes the frame at the start of `bytes`, expected to hold record `seq`.
+/// Returns the record and the frame's total length. `bytes` is untrusted.
+pub fn decode(bytes: &[u8], seq: u64) -> Result<(Record<'_>, u64), FrameError> {
+    let Some(header) = bytes.get(..FRAME_HEADER_LEN as usize) else {
+        return Err(FrameError::ShortHeader);
+    };
+    if header[0] != FRAME_MAGIC {
+        return Err(FrameError::BadMagic(header[0]));
+    }
+    let version = header[1];
+    let len = u16::from_le_bytes([header[2], header[3]]) as usize;
+    let stored = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let body = &bytes[FRAME_HEADER_LEN as usize..];
+    let Some(payload) = body.get(..len) else {
+        return Err(FrameError::LengthPastEnd {
+            len: len as u64,
+            available: body.len() as u64,
+        });
+    };
+    let computed = frame_crc(seq, version, payload);
+    if computed != stored {
+        return Err(FrameError::BadCrc { stored, computed });
+    }
+    // A version-0 frame with a good CRC was never written by us: reject it all the same.
+    if version == 0 {
+        return Err(FrameError::VersionZero);
+    }
+    let record = Record {
+        seq,
+        version,
+        payload,
+    };
+    Ok((record, frame_len(len)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Golden frame: seq 1, version 1, payload "hi". Also printed in FORMAT.md.
+    pub(crate) const GOLDEN: [u8; 10] =
+        [0xA7, 0x01, 0x02, 0x00, 0xBC, 0x7F, 0x03, 0x0F, b'h', b'i'];
+
+    #[test]
+    fn golden_encode() {
+        let mut out = Vec::new();
+        encode(&mut out, 1, 1, b"hi").unwrap();
+        assert_eq!(out, GOLDEN, "{out:02X?}");
+    }
+
+    #[test]
+    fn golden_decode() {
+        let (rec, len) = decode(&GOLDEN, 1).unwrap();
+        assert_eq!(
+            rec,
+            Record {
+                seq: 1,
+                version: 1,
+                payload: b"hi"
+            }
+        );
+        assert_eq!(len, 10);
+    }
+
+    #[test]
+    fn wrong_seq_fails_crc() {
+        assert!(matches!(decode(&GOLDEN, 2), Err(FrameError::BadCrc { .. })));
+    }
+
+    #[test]
+    fn bad_magic() {
+        let mut b = GOLDEN;
+        b[0] = 0;
+        assert_eq!(decode(&b, 1).unwrap_err(), FrameError::BadMagic(0));
+    }
+
+    #[test]
+    fn bad_crc_on_any_flipped_byte() {
+        for i in 1..GOLDEN.len() {
+            let mut b = GOLDEN;
+            b[i] ^= 0x10;
+            assert!(decode(&b, 1).is_err(), "flip at {i} accepted");
+        }
+    }
+
+    #[test]
+    fn length_past_end() {
+        assert_eq!(
+            decode(&GOLDEN[..9], 1).unwrap_err(),
+            FrameError::LengthPastEnd {
+                len: 2,
+                available: 1
+            }
+        );
+        assert_eq!(
+            decode(&GOLDEN[..7], 1).unwrap_err(),
+            FrameError::ShortHeader
+        );
+    }
+
+    #[test]
+    fn version_zero_rejected_both_ways() {
+        let mut out = Vec::new();
+        assert_eq!(encode(&mut out, 1, 0, b"x"), Err(FrameError::VersionZero));
+        assert!(out.is_empty());
+        // Hand-made frame with version 0 and a correct CRC.
+        let mut b = vec![FRAME_MAGIC, 0, 1, 0];
+        b.extend_from_slice(&frame_crc(1, 0, b"x").to_le_bytes());
+        b.push(b'x');
+        assert_eq!(decode(&b, 1).unwrap_err(), FrameError::VersionZero);
+    }
+
+    #[test]
+    fn payload_too_large() {
+        let mut out = Vec::new();
+        let big = vec![0u8; MAX_PAYLOAD_LEN + 1];
+        assert_eq!(
+            encode(&mut out, 1, 1, &big),
+            Err(FrameError::PayloadTooLarge(MAX_PAYLOAD_LEN + 1))
+        );
+        assert!(out.is_empty());
+        let max = vec![7u8; MAX_PAYLOAD_LEN];
+        encode(&mut out, 9, 3, &max).unwrap();
+        let (rec, len) = decode(&out, 9).unwrap();
+        assert_eq!(rec.payload, &max[..]);
+        assert_eq!(len, frame_len(MAX_PAYLOAD_LEN));
+    }
+}

@@ -1,0 +1,480 @@
+//! The append-only event log with group commit and crash recovery.
+//!
+//! Drive loop (the log writer actor): `append` every record the machines emit; the log
+//! flushes by itself when the batch reaches the policy's record, byte or value limit, or at
+//! once for an urgent record; the caller also calls `flush` from a timer to bound the delay.
+//! After every call, `durable_seq()` is the highest seq that reached flash: only effects
+//! justified by records at or below it may be released (persist, then send).
+//!
+//! Crash model: an unsynced append may be kept, torn at any byte, lost, or turned into
+//! garbage; every synced byte and every completed `truncate`/`remove`/`write_atomic` survives.
+//! Under it, `open` recovers every record that `durable_seq()` ever covered, and never a
+//! corrupt one (see FORMAT.md "Recovery").
+
+use std::io;
+
+use thiserror::Error;
+
+use crate::frame::{self, FrameError, FRAME_HEADER_LEN};
+use crate::scan::{scan, DefectReason, ReadError, Reader, Scan, ScanError};
+use crate::segment::{encode_header, segment_name, SEGMENT_HEADER_LEN};
+use crate::storage::Storage;
+
+/// When a batch of appended records is written and fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushPolicy {
+    /// Flush when this many records are pending.
+    pub max_records: usize,
+    /// Flush when this many framed bytes are pending.
+    pub max_bytes: usize,
+    /// Flush when the value (money) of pending records exceeds this.
+    pub max_value: u128,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A new segment starts when the current one would pass this size (a single frame larger
+    /// than it still gets a segment of its own).
+    pub segment_bytes: u64,
+    pub flush: FlushPolicy,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 1 << 20,
+            flush: FlushPolicy {
+                max_records: 256,
+                max_bytes: 16 << 10,
+                max_value: 0,
+            },
+        }
+    }
+}
+
+/// The outcome of [`Log::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: u64,
+    /// Whether this append flushed the batch (so `seq` is durable).
+    pub flushed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub name: String,
+    pub base_seq: u64,
+    /// `base_seq - 1` for a segment without records.
+    pub last_seq: u64,
+    pub bytes: u64,
+}
+
+/// How much log must stay, whatever snapshots cover (the dispute window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    pub min_records: u64,
+    pub min_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Removed {
+    pub segments: Vec<String>,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// What `open` found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Valid records kept.
+    pub records: u64,
+    pub cut: Option<Cut>,
+}
+
+/// The part of the log `open` cut off at the first defect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    /// Seq of the first record that was not kept.
+    pub from_seq: u64,
+    /// Valid-looking records found in the cut bytes, plus the damaged one.
+    pub records_cut_estimate: u64,
+    pub bytes: u64,
+    pub reason: DefectReason,
+    /// Where the cut bytes were saved, when valid frames followed the defect.
+    pub quarantined: Option<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum LogError {
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("invalid record: {0}")]
+    Record(#[from] FrameError),
+    /// A storage operation failed. After a failed flush the batch is kept and retried by the
+    /// next flush; nothing past `durable_seq()` is claimed.
+    #[error("{op} {name:?}: {source}")]
+    Io {
+        op: &'static str,
+        name: String,
+        source: io::Error,
+    },
+}
+
+fn io_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(io::Error) -> LogError + 'a {
+    move |source| LogError::Io {
+        op,
+        name: name.to_string(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Seg {
+    name: String,
+    base_seq: u64,
+    records: u64,
+    /// Durable bytes (header + synced frames).
+    bytes: u64,
+}
+
+/// The log over a [`Storage`] directory. See the module docs for the drive loop.
+#[derive(Debug)]
+pub struct Log<S: Storage> {
+    storage: S,
+    config: LogConfig,
+    segs: Vec<Seg>,
+    durable_seq: u64,
+    /// Framed records not yet written, seqs `durable_seq + 1 ..= last_seq`.
+    pending: Vec<u8>,
+    pending_records: usize,
+    pending_value: u128,
+    /// The active segment's file may hold bytes past its durable length (a failed write).
+    dirty: bool,
+}
+
+impl<S: Storage> Log<S> {
+    /// Opens the log, recovering from a crash: cuts it at the first defect (quarantining the
+    /// cut bytes first when valid frames follow the defect).
+    pub fn open(mut storage: S, config: LogConfig) -> Result<(Self, Recovery), LogError> {
+        let scan = scan(&storage)?;
+        let cut = match &scan.defect {
+            Some(_) => Some(cut_at_defect(&mut storage, &scan)?),
+            None => None,
+        };
+        let segs: Vec<Seg> = scan
+            .segments
+            .iter()
+            .map(|s| Seg {
+                name: s.name.clone(),
+                base_seq: s.base_seq,
+                records: s.records,
+                bytes: s.bytes,
+            })
+            .collect();
+        if let Some(last) = segs.last() {
+            // What a previous run wrote may sit in the page cache only: make it true.
+            storage
+                .sync(&last.name)
+                .map_err(io_err("sync", &last.name))?;
+        }
+        let log = Self {
+            storage,
+            config,
+            segs,
+            durable_seq: scan.next_seq - 1,
+            pending: Vec::new(),
+            pending_records: 0,
+            pending_value: 0,
+            dirty: false,
+        };
+        Ok((
+            log,
+            Recovery {
+                records: scan.records,
+                cut,
+            },
+        ))
+    }
+
+    /// Buffers a record and flushes if the policy says so. On an `Err` from that flush the
+    /// record stays buffered as `last_seq()` and the next flush retries. Invalid records
+    /// (version 0, payload over 65535 bytes) are rejected with nothing buffered.
+    pub fn append(
+        &mut self,
+        version: u8,
+        payload: &[u8],
+        value: u128,
+        urgent: bool,
+    ) -> Result<Appended, LogError> {
+        let seq = self.last_seq() + 1;
+        frame::encode(&mut self.pending, seq, version, payload)?;
+        self.pending_records += 1;
+        self.pending_value = self.pending_value.saturating_add(value);
+        let policy = self.config.flush;
+        let due = urgent
+            || self.pending_records >= policy.max_records
+            || self.pending.len() >= policy.max_bytes
+            || self.pending_value > policy.max_value;
+        if due {
+            self.flush()?;
+        }
+        Ok(Appended { seq, flushed: due })
+    }
+
+    /// Writes and fsyncs every pending record: one write and one fsync per segment touched
+    /// (one, unless the batch crosses into a new segment). Returns the new `durable_seq()`.
+    pub fn flush(&mut self) -> Result<u64, LogError> {
+        if self.dirty {
+            // Cut the partial write so the retry does not leave a frame twice.
+            if let Some(active) = self.segs.last() {
+                self.storage
+                    .truncate(&active.name, active.bytes)
+                    .map_err(io_err("truncate", &active.name))?;
+            }
+            self.dirty = false;
+        }
+        while !self.pending.is_empty() {
+            let Some(active) = self.segs.last() else {
+                self.start_segment()?;
+                continue;
+            };
+            let room = self.config.segment_bytes.saturating_sub(active.bytes);
+            let empty = active.records == 0;
+            let name = active.name.clone();
+            let (mut take, mut n) = (0u64, 0u64);
+            while (take as usize) < self.pending.len() {
+                let at = take as usize;
+                // Our own encoding: the length field at `at + 2` is trusted.
+                let len = u16::from_le_bytes([self.pending[at + 2], self.pending[at + 3]]);
+                let flen = FRAME_HEADER_LEN + u64::from(len);
+                let fits = take + flen <= room || (empty && n == 0);
+                if !fits {
+                    break;
+                }
+                take += flen;
+                n += 1;
+            }
+            if n == 0 {
+                self.start_segment()?;
+                continue;
+            }
+            self.dirty = true;
+            let chunk = &self.pending[..take as usize];
+            self.storage
+                .append(&name, chunk)
+                .map_err(io_err("append", &name))?;
+            self.storage.sync(&name).map_err(io_err("sync", &name))?;
+            self.dirty = false;
+            let active = self.segs.last_mut().expect("active segment checked above");
+            active.bytes += take;
+            active.records += n;
+            self.durable_seq += n;
+            self.pending.drain(..take as usize);
+            self.pending_records -= n as usize;
+        }
+        self.pending_value = 0;
+        Ok(self.durable_seq)
+    }
+
+    /// Starts a segment for record `durable_seq + 1`, its header written atomically.
+    fn start_segment(&mut self) -> Result<(), LogError> {
+        let base = self.durable_seq + 1;
+        let name = segment_name(base);
+        self.storage
+            .write_atomic(&name, &encode_header(base))
+            .map_err(io_err("create segment", &name))?;
+        self.segs.push(Seg {
+            name,
+            base_seq: base,
+            records: 0,
+            bytes: SEGMENT_HEADER_LEN,
+        });
+        Ok(())
+    }
+
+    /// Highest seq known to be on flash (0: none).
+    pub fn durable_seq(&self) -> u64 {
+        self.durable_seq
+    }
+
+    /// Highest seq appended, durable or not (0: none).
+    pub fn last_seq(&self) -> u64 {
+        self.durable_seq + self.pending_records as u64
+    }
+
+    /// Seq of the oldest record still in the log (`last_seq() + 1` if it holds none).
+    pub fn first_seq(&self) -> u64 {
+        self.segs
+            .first()
+            .map_or(self.durable_seq + 1, |s| s.base_seq)
+    }
+
+    pub fn pending_records(&self) -> usize {
+        self.pending_records
+    }
+
+    /// Framed bytes waiting for the next flush.
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending.len() as u64
+    }
+
+    pub fn pending_value(&self) -> u128 {
+        self.pending_value
+    }
+
+    /// Reads durable records with seq `>= seq`.
+    pub fn read_from(&self, seq: u64) -> Reader<'_, S> {
+        let segments = self
+            .segs
+            .iter()
+            .map(|s| (s.name.clone(), s.base_seq, s.records))
+            .collect();
+        Reader::new(&self.storage, segments, seq, self.durable_seq)
+    }
+
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.segs
+            .iter()
+            .map(|s| SegmentInfo {
+                name: s.name.clone(),
+                base_seq: s.base_seq,
+                last_seq: s.base_seq + s.records - 1,
+                bytes: s.bytes,
+            })
+            .collect()
+    }
+
+    /// Removes the oldest segments whose records all have seq `< seq` (covered by a snapshot),
+    /// as long as what remains still satisfies `retention`. Never removes the active segment.
+    pub fn remove_segments_before(
+        &mut self,
+        seq: u64,
+        retention: Retention,
+    ) -> Result<Removed, LogError> {
+        let mut records: u64 = self.segs.iter().map(|s| s.records).sum();
+        let mut bytes: u64 = self.segs.iter().map(|s| s.bytes).sum();
+        let mut removed = Removed::default();
+        while self.segs.len() > 1 {
+            let s = &self.segs[0];
+            let covered = s.base_seq + s.records <= seq; // last_seq < seq
+            let keeps_window = records - s.records >= retention.min_records
+                && bytes - s.bytes >= retention.min_bytes;
+            if !covered || !keeps_window {
+                break;
+            }
+            self.storage
+                .remove(&s.name)
+                .map_err(io_err("remove", &s.name))?;
+            let s = self.segs.remove(0);
+            records -= s.records;
+            bytes -= s.bytes;
+            removed.records += s.records;
+            removed.bytes += s.bytes;
+            removed.segments.push(s.name);
+        }
+        Ok(removed)
+    }
+
+    /// Bytes of segment files on flash.
+    pub fn disk_bytes(&self) -> u64 {
+        self.segs.iter().map(|s| s.bytes).sum()
+    }
+
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// For writing non-log files (the store's quarantine accounting, tests).
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+}
+
+/// Quarantines (if needed) and removes everything from the scan's defect on.
+fn cut_at_defect<S: Storage>(storage: &mut S, scan: &Scan) -> Result<Cut, LogError> {
+    let d = scan.defect.as_ref().expect("called with a defect");
+    let in_prefix = scan.segments.last().is_some_and(|s| s.name == d.segment);
+    let quarantined = if d.valid_frames_after {
+        let mut q = QUARANTINE_MAGIC.to_vec();
+        if in_prefix {
+            let data = storage
+                .read(&d.segment)
+                .map_err(io_err("read", &d.segment))?;
+            let from = (d.offset as usize).min(data.len());
+            quarantine_piece(&mut q, &d.segment, d.offset, &data[from..]);
+        }
+        for name in &scan.beyond {
+            let data = storage.read(name).map_err(io_err("read", name))?;
+            quarantine_piece(&mut q, name, 0, &data);
+        }
+        // Never overwrite: a crash during an earlier recovery may have left a fuller copy.
+        let existing = storage.list().map_err(io_err("list", ""))?;
+        let mut name = quarantine_name(d.seq, 0);
+        let mut n = 0;
+        while existing.contains(&name) {
+            n += 1;
+            name = quarantine_name(d.seq, n);
+        }
+        storage
+            .write_atomic(&name, &q)
+            .map_err(io_err("quarantine", &name))?;
+        Some(name)
+    } else {
+        None
+    };
+    // Last first, so an interrupted recovery leaves a log that still ends in the defect.
+    for name in scan.beyond.iter().rev() {
+        storage.remove(name).map_err(io_err("remove", name))?;
+    }
+    if in_prefix {
+        storage
+            .truncate(&d.segment, d.offset)
+            .map_err(io_err("truncate", &d.segment))?;
+    }
+    let damaged_frame = !matches!(
+        d.reason,
+        DefectReason::SeqGap | DefectReason::BadSegmentHeader
+    );
+    Ok(Cut {
+        from_seq: d.seq,
+        records_cut_estimate: d.frames_after + u64::from(damaged_frame && d.bytes_after > 0),
+        bytes: d.bytes_after,
+        reason: d.reason,
+        quarantined,
+    })
+}
+
+/// First bytes of a quarantine file.
+pub const QUARANTINE_MAGIC: [u8; 4] = *b"LMQ1";
+
+/// Name of the quarantine file for a cut at `seq`; `n > 0` when that name is taken.
+pub fn quarantine_name(seq: u64, n: u32) -> String {
+    if n == 0 {
+        format!("quarantine-{seq:016x}.bin")
+    } else {
+        format!("quarantine-{seq:016x}.{n}.bin")
+    }
+}
+
+/// Whether a file name is a quarantine file's.
+pub fn is_quarantine_name(name: &str) -> bool {
+    name.starts_with("quarantine-") && name.ends_with(".bin")
+}
+
+fn quarantine_piece(out: &mut Vec<u8>, name: &str, offset: u64, bytes: &[u8]) {
+    // Segment names are 24 bytes; the u16 cannot overflow.
+    out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+#[cfg(test)]
+mod tests;
