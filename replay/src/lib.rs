@@ -1,0 +1,63 @@
+//! Replay, trace and check tools over a lastmile data directory (event log segments and
+//! snapshots), for recovery checks and billing disputes.
+//!
+//! ```text
+//! replay check DIR [--json]                         validate every frame and decode every payload
+//! replay state DIR [--at SEQ] [--from-start] [--json]   the folded NodeState at a seq
+//! replay trace DIR [--from SEQ] [--to SEQ] [--json]     one line per record
+//! ```
+//!
+//! The tools never modify the directory: a dispute tool must not alter evidence (see
+//! [`data_dir`]).
+//!
+//! Exit codes (an error is one line on stderr, `replay: <what>`):
+//!
+//! | code | meaning |
+//! | --- | --- |
+//! | 0 | success; a torn tail (normal after a crash) is reported with a notice |
+//! | 1 | the output could not be written |
+//! | 2 | cannot read: missing directory, not a directory, I/O error, no lastmile log there (also clap's usage errors) |
+//! | 3 | damaged: a corrupt frame with valid frames after it, a bad or foreign segment header, a seq gap, an unreadable snapshot database, a snapshot that disagrees with the log |
+//! | 4 | undecodable: an event version newer than this build, a malformed payload, a snapshot this build cannot decode |
+//! | 5 | out of range: `--at`/`--from`/`--to` outside what the directory holds |
+
+pub mod check;
+pub mod data_dir;
+pub mod error;
+pub mod state;
+pub mod trace;
+
+pub use data_dir::{DataDir, Ending};
+pub use error::ReplayError;
+
+use lastmile::events::codec::{self, DecodeError};
+use lastmile::events::Event;
+
+/// Decodes the payload of record `seq`, naming the seq in any error.
+pub fn decode_record(seq: u64, version: u8, payload: &[u8]) -> Result<Event, ReplayError> {
+    codec::decode(version, payload).map_err(|e| match e {
+        DecodeError::NewerVersion { found, supported } => ReplayError::NewerVersion {
+            seq,
+            found,
+            supported,
+        },
+        other => ReplayError::Undecodable {
+            seq,
+            version,
+            reason: other.to_string(),
+        },
+    })
+}
+
+/// Maps an error of the record reader (the files changed or vanished since the scan).
+pub(crate) fn read_error(dir: &DataDir, e: flash_layout::ReadError) -> ReplayError {
+    match e {
+        flash_layout::ReadError::Io { name, source } => ReplayError::Io {
+            path: dir.path().join(name).display().to_string(),
+            source,
+        },
+        flash_layout::ReadError::Frame { name, seq, error } => ReplayError::Damaged(format!(
+            "record {seq} in {name} changed while being read: {error}"
+        )),
+    }
+}

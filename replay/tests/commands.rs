@@ -1,0 +1,292 @@
+//! check, state and trace on healthy logs (snapshot + tail, torn tail), and the promise that
+//! none of them changes a byte of the directory.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+use lastmile::events::codec::EVENT_VERSION;
+use lastmile::events::Event;
+use lastmile::machines::NodeState;
+use serde_json::Value;
+
+fn json(run: &Run) -> Value {
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+fn state_of(v: &Value) -> NodeState {
+    serde_json::from_value(v["state"].clone()).unwrap()
+}
+
+#[test]
+fn check_reports_counts_snapshots_and_a_clean_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    with_snapshot(tmp.path(), true);
+    fs::write(tmp.path().join("README"), b"not ours").unwrap();
+    let run = replay_in(tmp.path(), "check", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for line in [
+        "records: 20 (seq 1..=20)",
+        &format!("versions: v{EVENT_VERSION}: 20"),
+        "incident.closed: 1, incident.opened: 2, usage.accrued: 16, usage.counter_reset: 1",
+        "snapshots: seq 12 (newest readable: seq 12; matches the fold of the log)",
+        "foreign files (ignored): README",
+        "recovery would cut: nothing",
+    ] {
+        assert!(run.stdout.contains(line), "{line:?} not in\n{}", run.stdout);
+    }
+
+    let v = json(&replay_in(tmp.path(), "check", &["--json"]));
+    assert_eq!(v["records"], 20);
+    assert_eq!(
+        (v["first_seq"].as_u64(), v["last_seq"].as_u64()),
+        (Some(1), Some(20))
+    );
+    assert_eq!(v["versions"][EVENT_VERSION.to_string()], 20);
+    assert_eq!(v["kinds"]["usage.counter_reset"], 1);
+    assert_eq!(v["snapshots"]["seqs"], serde_json::json!([12]));
+    assert_eq!(v["snapshots"]["matches_log"], true);
+    assert_eq!(v["foreign"], serde_json::json!(["README"]));
+    assert!(v["recovery_cut"].is_null());
+    let segments = v["segments"].as_array().unwrap();
+    assert!(segments.len() > 2, "{segments:?}");
+    let total: u64 = segments
+        .iter()
+        .map(|s| s["records"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 20);
+}
+
+#[test]
+fn state_is_the_snapshot_plus_the_tail_and_equals_the_fold_from_seq_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    with_snapshot(tmp.path(), true);
+    let all = fold((1..=20).map(event));
+
+    let v = json(&replay_in(tmp.path(), "state", &["--json"]));
+    assert_eq!(
+        (v["seq"].as_u64(), v["snapshot_seq"].as_u64()),
+        (Some(20), Some(12))
+    );
+    assert_eq!(state_of(&v), all);
+
+    let v = json(&replay_in(tmp.path(), "state", &["--json", "--from-start"]));
+    assert_eq!(
+        (v["seq"].as_u64(), v["snapshot_seq"].clone()),
+        (Some(20), Value::Null)
+    );
+    assert_eq!(state_of(&v), all);
+
+    // --at before the snapshot folds from seq 1; at or after it starts from the snapshot.
+    let v = json(&replay_in(tmp.path(), "state", &["--json", "--at", "5"]));
+    assert_eq!(
+        (v["seq"].as_u64(), v["snapshot_seq"].clone()),
+        (Some(5), Value::Null)
+    );
+    assert_eq!(state_of(&v), fold((1..=5).map(event)));
+    let v = json(&replay_in(tmp.path(), "state", &["--json", "--at", "15"]));
+    assert_eq!(
+        (v["seq"].as_u64(), v["snapshot_seq"].as_u64()),
+        (Some(15), Some(12))
+    );
+    assert_eq!(state_of(&v), fold((1..=15).map(event)));
+    let v = json(&replay_in(tmp.path(), "state", &["--json", "--at", "0"]));
+    assert_eq!(state_of(&v), NodeState::default());
+
+    let run = replay_in(tmp.path(), "state", &["--at", "16"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let s = fold((1..=16).map(event));
+    let l1 = &s.usage.links[&lastmile::events::usage::Link::new(1, 101)];
+    for line in [
+        "state at seq 16: snapshot at seq 12 + 4 record(s) replayed".to_string(),
+        format!(
+            "  n1/d101: tx {} B, rx {} B in {} record(s), 1 reset(s)",
+            l1.tx_total, l1.rx_total, l1.records
+        ),
+        "usage: 3 link(s)".to_string(),
+        "incidents: 0 open; 1 opened in total".to_string(),
+    ] {
+        assert!(
+            run.stdout.contains(&line),
+            "{line:?} not in\n{}",
+            run.stdout
+        );
+    }
+    let run = replay_in(tmp.path(), "state", &[]);
+    assert!(
+        run.stdout
+            .contains("incidents: 1 open: LogWriteFailed (detail 5); 2 opened in total"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn state_after_compaction_uses_the_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    with_snapshot(tmp.path(), false);
+    assert!(first_segment_base(tmp.path()) > 1);
+    let v = json(&replay_in(tmp.path(), "state", &["--json", "--at", "13"]));
+    assert_eq!(
+        (v["seq"].as_u64(), v["snapshot_seq"].as_u64()),
+        (Some(13), Some(12))
+    );
+    assert_eq!(state_of(&v), fold((1..=13).map(event)));
+    let run = replay_in(tmp.path(), "check", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The log no longer holds seq 1: the snapshot cannot be compared with it.
+    assert!(
+        run.stdout
+            .contains("snapshots: seq 12 (newest readable: seq 12)\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn trace_prints_one_line_per_record_in_range() {
+    let tmp = tempfile::tempdir().unwrap();
+    with_snapshot(tmp.path(), true);
+    let run = replay_in(tmp.path(), "trace", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 20);
+    assert_eq!(
+        lines[0],
+        format!("#1 v{EVENT_VERSION} usage.accrued n1/d101 tx=100 rx=10 price=2")
+    );
+    assert_eq!(
+        lines[3],
+        format!("#4 v{EVENT_VERSION} usage.accrued n1/d101 tx=400 rx=40 unpriced")
+    );
+    assert_eq!(
+        lines[6],
+        format!("#7 v{EVENT_VERSION} usage.counter_reset n1/d101 reset=tx counted=tx700/rx70 observed=tx5/rx80")
+    );
+    assert_eq!(
+        lines[9],
+        format!("#10 v{EVENT_VERSION} incident.opened kind=FlashFull detail=300")
+    );
+    assert_eq!(
+        lines[15],
+        format!("#16 v{EVENT_VERSION} incident.closed kind=FlashFull")
+    );
+
+    let run = replay_in(
+        tmp.path(),
+        "trace",
+        &["--from", "9", "--to", "11", "--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (line, seq) in lines.iter().zip(9u64..) {
+        assert_eq!(line["seq"], seq);
+        assert_eq!(line["version"], EVENT_VERSION);
+        let event: Event = serde_json::from_value(line["event"].clone()).unwrap();
+        assert_eq!(event, common::event(seq));
+        assert_eq!(line["kind"], event.kind_name());
+    }
+    assert_eq!(lines[1]["kind"], "incident.opened");
+}
+
+#[test]
+fn a_torn_tail_is_a_notice_and_the_valid_prefix_is_folded() {
+    let tmp = tempfile::tempdir().unwrap();
+    with_snapshot(tmp.path(), true);
+    let last = contents(tmp.path())
+        .into_keys()
+        .rfind(|n| n.starts_with("seg-"))
+        .unwrap();
+    let path = tmp.path().join(&last);
+    let len = fs::metadata(&path).unwrap().len();
+    // Cut the last frame (record 20) in the middle.
+    let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len - 3).unwrap();
+    drop(f);
+
+    let run = replay_in(tmp.path(), "check", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("records: 19 (seq 1..=19)"),
+        "{}",
+        run.stdout
+    );
+    let cut = format!(
+        "notice: torn tail (normal after a crash): recovery would cut {} byte(s) from seq 20",
+        len - 3 - frame_end(&path, 19)
+    );
+    assert!(run.stdout.contains(&cut), "{cut:?} not in\n{}", run.stdout);
+    let v = json(&replay_in(tmp.path(), "check", &["--json"]));
+    assert_eq!(v["recovery_cut"]["kind"], "torn_tail");
+    assert_eq!(v["recovery_cut"]["from_seq"], 20);
+    assert_eq!(v["recovery_cut"]["segment"], last.as_str());
+    assert_eq!(v["recovery_cut"]["valid_frames_after"], 0);
+
+    let run = replay_in(tmp.path(), "state", &["--json"]);
+    assert!(
+        run.stderr.starts_with("replay: notice: torn tail"),
+        "{}",
+        run.stderr
+    );
+    let v = json(&run);
+    assert_eq!(v["seq"], 19);
+    assert_eq!(state_of(&v), fold((1..=19).map(event)));
+    let run = replay_in(tmp.path(), "trace", &[]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout.starts_with("notice: torn tail"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.stdout.lines().filter(|l| l.starts_with('#')).count(),
+        19
+    );
+}
+
+/// Bytes of the segment at `path` up to the end of its valid frames, given the seq of the
+/// last valid one.
+fn frame_end(path: &std::path::Path, last_valid_seq: u64) -> u64 {
+    let bytes = fs::read(path).unwrap();
+    let base = flash_layout::segment::decode_header(&bytes).unwrap();
+    frame_offset(&bytes, (last_valid_seq - base + 1) as usize) as u64
+}
+
+#[test]
+fn no_command_changes_a_byte_of_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    with_snapshot(tmp.path(), false);
+    // A torn tail too: recovery would cut it, replay must not.
+    let last = contents(tmp.path())
+        .into_keys()
+        .rfind(|n| n.starts_with("seg-"))
+        .unwrap();
+    let path = tmp.path().join(last);
+    let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(f.metadata().unwrap().len() - 2).unwrap();
+    drop(f);
+    let before = contents(tmp.path());
+    assert!(before.contains_key("snapshots.redb"));
+    for args in [
+        &["check"][..],
+        &["check", "--json"],
+        &["state"],
+        &["state", "--json", "--at", "14"],
+        &["trace"],
+        &["trace", "--json", "--from", "13"],
+    ] {
+        let run = replay_in(tmp.path(), args[0], &args[1..]);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        assert!(
+            contents(tmp.path()) == before,
+            "{args:?} changed the directory"
+        );
+    }
+}
