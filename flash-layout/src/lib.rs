@@ -21,7 +21,8 @@ pub mod store;
 
 pub use frame::{FrameError, Record, MAX_PAYLOAD_LEN};
 pub use log::{
-    Appended, Cut, FlushPolicy, Log, LogConfig, LogError, Recovery, Removed, Retention, SegmentInfo,
+    Appended, Cut, FlushPolicy, Log, LogConfig, LogError, QuarantinePiece, Recovery, Removed,
+    Retention, SegmentInfo, SnapshotRestart,
 };
 pub use scan::{scan, Defect, DefectReason, ReadError, Reader, Scan, ScanError, SegmentSummary};
 pub use snapshot::{SnapshotError, SnapshotStore};

@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use crate::frame::{self, FrameError, FRAME_HEADER_LEN};
 use crate::scan::{scan, DefectReason, ReadError, Reader, Scan, ScanError};
-use crate::segment::{encode_header, segment_name, SEGMENT_HEADER_LEN};
+use crate::segment::{encode_header, parse_segment_name, segment_name, SEGMENT_HEADER_LEN};
 use crate::storage::Storage;
 
 /// When a batch of appended records is written and fsynced.
@@ -86,9 +86,38 @@ pub struct Removed {
 /// What `open` found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
-    /// Valid records kept.
+    /// Valid records kept (0 after a restart past a snapshot: the log then holds none).
     pub records: u64,
     pub cut: Option<Cut>,
+    /// Set by [`crate::Store::open`] when the recovered log ended below the newest valid
+    /// snapshot: the old log was quarantined and the log continues after the snapshot.
+    /// Always `None` from [`Log::open`], which knows nothing of snapshots.
+    pub restarted_after_snapshot: Option<SnapshotRestart>,
+}
+
+/// The log restarted after a snapshot (FORMAT.md "Recovery", step 5): damage cut the log below
+/// the newest valid snapshot, whose seq was durable when it was taken, so the snapshot is the
+/// truth. Every segment file was copied into quarantine and removed; the log continues at
+/// `snapshot_seq + 1` (a fresh empty segment with that base seq), so no new record reuses a
+/// seq the snapshot covers.
+///
+/// Suggested report: "log damaged below snapshot #`snapshot_seq`: old log quarantined in
+/// `quarantined`, continuing at #`snapshot_seq + 1`".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRestart {
+    /// Seq of the newest valid snapshot; the next record gets `snapshot_seq + 1`.
+    pub snapshot_seq: u64,
+    /// The recovered log's last seq, below `snapshot_seq` (0: none).
+    pub log_last_seq: u64,
+    /// Valid records that were in the removed segments (all covered by the snapshot).
+    pub records_removed: u64,
+    /// Segment files removed, in log order.
+    pub segments_removed: Vec<String>,
+    /// Their total size.
+    pub bytes_removed: u64,
+    /// The quarantine file holding their bytes (offset 0, whole files); `None` if there were
+    /// no segment files left (e.g. an earlier, interrupted restart had removed them all).
+    pub quarantined: Option<String>,
 }
 
 /// The part of the log `open` cut off at the first defect.
@@ -194,6 +223,7 @@ impl<S: Storage> Log<S> {
             Recovery {
                 records: scan.records,
                 cut,
+                restarted_after_snapshot: None,
             },
         ))
     }
@@ -292,6 +322,73 @@ impl<S: Storage> Log<S> {
             bytes: SEGMENT_HEADER_LEN,
         });
         Ok(())
+    }
+
+    /// Restarts the log after a snapshot at `snapshot_seq` past its end (see
+    /// [`SnapshotRestart`]): copies every segment file into one quarantine file (reusing an
+    /// existing one that already holds them all, so a repeated restart adds nothing), removes
+    /// them last first, then writes the empty segment `snapshot_seq + 1`.
+    ///
+    /// Crash safety: every step is durable and the steps are ordered so that a crash anywhere
+    /// leaves either the same log or a prefix of it (still ending below the snapshot, so the
+    /// next open restarts again), or no segment at all (likewise), or the new empty segment
+    /// (a clean log continuing at `snapshot_seq + 1`).
+    ///
+    /// Only right after `open`: nothing pending, `snapshot_seq > last_seq()`.
+    pub(crate) fn restart_after_snapshot(
+        &mut self,
+        snapshot_seq: u64,
+    ) -> Result<SnapshotRestart, LogError> {
+        assert!(
+            snapshot_seq > self.last_seq() && self.pending.is_empty(),
+            "restart at snapshot {snapshot_seq} with log at {}",
+            self.last_seq()
+        );
+        let log_last_seq = self.last_seq();
+        let records_removed = self.segs.iter().map(|s| s.records).sum();
+        // Every segment-named file, not only `segs`: the directory must hold none below the
+        // new base (after `open` the two lists are the same).
+        let names: Vec<String> = self
+            .storage
+            .list()
+            .map_err(io_err("list", ""))?
+            .into_iter()
+            .filter(|n| parse_segment_name(n).is_some())
+            .collect();
+        let mut files = Vec::with_capacity(names.len());
+        for name in &names {
+            files.push(self.storage.read(name).map_err(io_err("read", name))?);
+        }
+        let bytes_removed = files.iter().map(|f| f.len() as u64).sum();
+        let quarantined = match names.first().and_then(|n| parse_segment_name(n)) {
+            None => None,
+            Some(first_seq) => Some(quarantine_whole_files(
+                &mut self.storage,
+                first_seq,
+                &names,
+                &files,
+            )?),
+        };
+        // Last first: an interrupted restart leaves a prefix of the log, which still ends
+        // below the snapshot.
+        for name in names.iter().rev() {
+            self.storage.remove(name).map_err(io_err("remove", name))?;
+        }
+        self.segs.clear();
+        self.durable_seq = snapshot_seq;
+        self.dirty = false;
+        // Written now rather than at the first flush: the log itself then says it continues
+        // at `snapshot_seq + 1`, so a reopen is clean, and losing the snapshots later is a
+        // `RestoreError::Gap` instead of a silent replay of an empty log.
+        self.start_segment()?;
+        Ok(SnapshotRestart {
+            snapshot_seq,
+            log_last_seq,
+            records_removed,
+            segments_removed: names,
+            bytes_removed,
+            quarantined,
+        })
     }
 
     /// Highest seq known to be on flash (0: none).
@@ -413,18 +510,7 @@ fn cut_at_defect<S: Storage>(storage: &mut S, scan: &Scan) -> Result<Cut, LogErr
             let data = storage.read(name).map_err(io_err("read", name))?;
             quarantine_piece(&mut q, name, 0, &data);
         }
-        // Never overwrite: a crash during an earlier recovery may have left a fuller copy.
-        let existing = storage.list().map_err(io_err("list", ""))?;
-        let mut name = quarantine_name(d.seq, 0);
-        let mut n = 0;
-        while existing.contains(&name) {
-            n += 1;
-            name = quarantine_name(d.seq, n);
-        }
-        storage
-            .write_atomic(&name, &q)
-            .map_err(io_err("quarantine", &name))?;
-        Some(name)
+        Some(write_quarantine(storage, d.seq, &q)?)
     } else {
         None
     };
@@ -448,6 +534,89 @@ fn cut_at_defect<S: Storage>(storage: &mut S, scan: &Scan) -> Result<Cut, LogErr
         reason: d.reason,
         quarantined,
     })
+}
+
+/// Writes quarantine file `bytes` for a cut at `seq` under a free name, and returns it.
+fn write_quarantine<S: Storage>(
+    storage: &mut S,
+    seq: u64,
+    bytes: &[u8],
+) -> Result<String, LogError> {
+    // Never overwrite: a crash during an earlier recovery may have left a fuller copy.
+    let existing = storage.list().map_err(io_err("list", ""))?;
+    let mut name = quarantine_name(seq, 0);
+    let mut n = 0;
+    while existing.contains(&name) {
+        n += 1;
+        name = quarantine_name(seq, n);
+    }
+    storage
+        .write_atomic(&name, bytes)
+        .map_err(io_err("quarantine", &name))?;
+    Ok(name)
+}
+
+/// Saves whole files `names` (contents `files`) in quarantine, unless one quarantine file
+/// already holds every one of them whole (an interrupted earlier restart wrote it). Returns
+/// the quarantine file's name.
+fn quarantine_whole_files<S: Storage>(
+    storage: &mut S,
+    seq: u64,
+    names: &[String],
+    files: &[Vec<u8>],
+) -> Result<String, LogError> {
+    for existing in storage.list().map_err(io_err("list", ""))? {
+        if !is_quarantine_name(&existing) {
+            continue;
+        }
+        let data = storage.read(&existing).map_err(io_err("read", &existing))?;
+        let Some(pieces) = quarantine_pieces(&data) else {
+            continue;
+        };
+        let holds_all = names.iter().zip(files).all(|(name, bytes)| {
+            pieces
+                .iter()
+                .any(|p| p.name == name && p.offset == 0 && p.bytes == bytes.as_slice())
+        });
+        if holds_all {
+            return Ok(existing);
+        }
+    }
+    let mut q = QUARANTINE_MAGIC.to_vec();
+    for (name, bytes) in names.iter().zip(files) {
+        quarantine_piece(&mut q, name, 0, bytes);
+    }
+    write_quarantine(storage, seq, &q)
+}
+
+/// One piece of a quarantine file: bytes `offset..offset + bytes.len()` of file `name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuarantinePiece<'a> {
+    pub name: &'a str,
+    pub offset: u64,
+    pub bytes: &'a [u8],
+}
+
+/// Parses a quarantine file (FORMAT.md "Quarantine file"); `None` if it is malformed.
+pub fn quarantine_pieces(file: &[u8]) -> Option<Vec<QuarantinePiece<'_>>> {
+    let mut rest = file.strip_prefix(&QUARANTINE_MAGIC[..])?;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (name_len, r) = rest.split_first_chunk::<2>()?;
+        let name_len = usize::from(u16::from_le_bytes(*name_len));
+        let (name, r) = (r.get(..name_len)?, r.get(name_len..)?);
+        let (offset, r) = r.split_first_chunk::<8>()?;
+        let (len, r) = r.split_first_chunk::<8>()?;
+        let len = usize::try_from(u64::from_le_bytes(*len)).ok()?;
+        let (bytes, r) = (r.get(..len)?, r.get(len..)?);
+        out.push(QuarantinePiece {
+            name: std::str::from_utf8(name).ok()?,
+            offset: u64::from_le_bytes(*offset),
+            bytes,
+        });
+        rest = r;
+    }
+    Some(out)
 }
 
 /// First bytes of a quarantine file.

@@ -99,14 +99,28 @@ impl Store<DirStorage> {
 }
 
 impl<S: Storage> Store<S> {
-    /// Opens the log (recovering it) next to an open snapshot store.
+    /// Opens the log (recovering it) next to an open snapshot store. If the recovered log
+    /// ends below the newest valid snapshot (damage cut records it covers), the old log is
+    /// quarantined and the log continues at the snapshot's seq + 1; see
+    /// [`Recovery::restarted_after_snapshot`].
     pub fn open(
         storage: S,
         snapshots: SnapshotStore,
         config: LogConfig,
         budget: Budget,
     ) -> Result<(Self, Recovery), StoreError> {
-        let (log, recovery) = Log::open(storage, config)?;
+        let (mut log, mut recovery) = Log::open(storage, config)?;
+        // Damage cut the log below the newest snapshot: that snapshot was taken at a durable
+        // seq, so it is the truth. New records must not reuse the seqs it covers (the next
+        // restore would skip them), so the log continues right after it (FORMAT.md
+        // "Recovery", step 5).
+        if let Some((snapshot_seq, _)) = snapshots.latest()? {
+            if snapshot_seq > log.last_seq() {
+                let restart = log.restart_after_snapshot(snapshot_seq)?;
+                recovery.records = 0;
+                recovery.restarted_after_snapshot = Some(restart);
+            }
+        }
         let mut quarantine_bytes = 0;
         let io = |op, source| LogError::Io {
             op,

@@ -10,8 +10,16 @@
 //!   records before the first damaged one are recovered;
 //! - a lying fsync: only the prefix guarantee holds (the log cannot know what never reached
 //!   flash), and the lost range is quarantined when valid frames follow it.
+//!
+//! The same damage under a [`Store`] with snapshots (`store_recovery_never_skips_new_records`):
+//! whether or not the damage cut the log below the newest snapshot, the restored state is
+//! exactly a prefix of what was appended reaching at least the snapshot, and every record
+//! appended after recovery is in every later restore, after a reopen too.
 
-use flash_layout::{CrashMode, Fault, FlushPolicy, Log, LogConfig, MemStorage, Storage};
+use flash_layout::{
+    Budget, CrashMode, Fault, FlushPolicy, Log, LogConfig, MemStorage, Retention, SnapshotStore,
+    Storage, Store,
+};
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 
 #[derive(Debug, Clone)]
@@ -286,4 +294,210 @@ fn recovery_returns_exactly_a_prefix() {
     QuickCheck::new()
         .tests(1500)
         .quickcheck(prop as fn(Case) -> TestResult);
+}
+
+#[derive(Debug, Clone)]
+struct StoreCase {
+    case: Case,
+    /// Record indexes after which a snapshot is taken (the second one compacts the log).
+    snapshots: [usize; 2],
+    /// Records appended after recovery.
+    after: usize,
+}
+
+impl Arbitrary for StoreCase {
+    fn arbitrary(g: &mut Gen) -> Self {
+        StoreCase {
+            case: Case::arbitrary(g),
+            snapshots: [usize::arbitrary(g), usize::arbitrary(g)],
+            after: usize::arbitrary(g) % 5 + 1,
+        }
+    }
+}
+
+type State = Vec<(u8, Vec<u8>)>;
+
+fn encode_state(state: &State) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (version, payload) in state {
+        out.push(*version);
+        out.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
+fn decode_state(mut bytes: &[u8]) -> Result<State, String> {
+    let mut state = Vec::new();
+    while let [version, l0, l1, rest @ ..] = bytes {
+        let len = u16::from_le_bytes([*l0, *l1]) as usize;
+        let payload = rest.get(..len).ok_or("short snapshot")?;
+        state.push((*version, payload.to_vec()));
+        bytes = &rest[len..];
+    }
+    if bytes.is_empty() {
+        Ok(state)
+    } else {
+        Err("trailing snapshot bytes".into())
+    }
+}
+
+fn apply(state: &mut State, _seq: u64, version: u8, payload: &[u8]) -> Result<(), String> {
+    state.push((version, payload.to_vec()));
+    Ok(())
+}
+
+fn restore_state(s: &Store<MemStorage>) -> (State, u64) {
+    s.restore(decode_state, Vec::new, apply).unwrap()
+}
+
+fn store_budget() -> Budget {
+    Budget {
+        max_bytes: u64::MAX,
+        urgent_reserve_bytes: 0,
+        retention: Retention::default(),
+    }
+}
+
+fn open_store(storage: MemStorage, dir: &std::path::Path, cfg: LogConfig) -> Store<MemStorage> {
+    let snaps = SnapshotStore::open(dir.join("snapshots.redb")).unwrap();
+    let (s, recovery) = Store::open(storage, snaps, cfg, store_budget()).unwrap();
+    if let Some(r) = &recovery.restarted_after_snapshot {
+        assert!(r.log_last_seq < r.snapshot_seq, "{recovery:?}");
+    }
+    s
+}
+
+/// Moves the storage out of a store, closing its snapshot database.
+fn close(mut s: Store<MemStorage>) -> MemStorage {
+    std::mem::take(s.log_mut().storage_mut())
+}
+
+fn store_prop(c: StoreCase) -> TestResult {
+    let shown = format!("{c:?}");
+    match std::panic::catch_unwind(move || store_check(c)) {
+        Ok(()) => TestResult::passed(),
+        Err(_) => TestResult::error(shown),
+    }
+}
+
+fn store_check(sc: StoreCase) {
+    let c = &sc.case;
+    let cfg = config(c);
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open_store(MemStorage::new(), dir.path(), cfg);
+    let n = c.records.len();
+    let stop_at = match c.damage {
+        Damage::Crash { at, .. } => Some(at % n),
+        _ => None,
+    };
+    let snap_at = sc.snapshots.map(|i| i % n);
+    for (i, r) in c.records.iter().enumerate() {
+        if let Damage::LostSync { at } = c.damage {
+            if at % n == i {
+                s.log_mut().storage_mut().inject(Fault::LostSync);
+            }
+        }
+        let faulty = s.log().storage().fault_pending();
+        let res = s.append(r.version, &r.payload, 0, r.urgent);
+        assert!(res.is_ok() || faulty, "{res:?}");
+        if r.flush_after {
+            let faulty = s.log().storage().fault_pending();
+            let res = s.flush();
+            assert!(res.is_ok() || faulty, "{res:?}");
+        }
+        if snap_at.contains(&i) {
+            // The state after every record so far (a snapshot flushes them first).
+            let state: State = c.records[..=i]
+                .iter()
+                .map(|r| (r.version, r.payload.clone()))
+                .collect();
+            let faulty = s.log().storage().fault_pending();
+            let res = s.snapshot(i as u64 + 1, &encode_state(&state));
+            assert!(res.is_ok() || faulty, "{res:?}");
+        }
+        if stop_at == Some(i) {
+            s.log_mut().storage_mut().inject(Fault::Sync);
+            let _ = s.flush();
+            break;
+        }
+    }
+    if stop_at.is_none() {
+        s.flush().unwrap();
+    }
+    let durable_before = s.log().durable_seq();
+    let snapshot_seq = s.snapshots().latest().unwrap().map_or(0, |(seq, _)| seq);
+    let mut storage = close(s);
+    let mode = match c.damage {
+        Damage::Crash { mode, .. } => mode,
+        _ => CrashMode::Any,
+    };
+    storage.crash(c.seed, mode);
+
+    let segs = layout(&storage);
+    let pick = |i: usize| &segs[i % segs.len()];
+    match c.damage {
+        Damage::Flip { file, offset, xor } if !segs.is_empty() => {
+            let (name, _, data) = pick(file);
+            if !data.is_empty() {
+                storage.bytes_mut(name).unwrap()[offset % data.len()] ^= xor;
+            }
+        }
+        Damage::CopyHeader { from, to }
+            if segs.len() > 1 && from % segs.len() != to % segs.len() =>
+        {
+            let h = pick(from).2[..32].to_vec();
+            storage.bytes_mut(&pick(to).0).unwrap()[..32].copy_from_slice(&h);
+        }
+        Damage::ZeroHeader { file } if !segs.is_empty() => {
+            storage.bytes_mut(&pick(file).0).unwrap()[..32].fill(0);
+        }
+        Damage::Truncate { file, offset } if !segs.is_empty() => {
+            let (name, _, data) = pick(file);
+            storage
+                .truncate(name, (offset % (data.len() + 1)) as u64)
+                .unwrap();
+        }
+        _ => {}
+    }
+
+    let mut s = open_store(storage, dir.path(), cfg);
+    let (state, last) = restore_state(&s);
+    // Exactly a prefix of what was appended, reaching at least the snapshot.
+    let want: State = c.records[..last as usize]
+        .iter()
+        .map(|r| (r.version, r.payload.clone()))
+        .collect();
+    assert_eq!(state, want);
+    assert!(last >= snapshot_seq, "{last} < snapshot {snapshot_seq}");
+    if let Damage::Crash { .. } = c.damage {
+        assert!(
+            last >= durable_before,
+            "lost durable: {last} < {durable_before}"
+        );
+    }
+    // Records appended after recovery continue right after the restored state...
+    let mut expected = state;
+    for k in 0..sc.after {
+        let payload = format!("after {k}").into_bytes();
+        let seq = s.append(3, &payload, 0, false).unwrap().seq;
+        assert_eq!(seq, last + 1 + k as u64);
+        expected.push((3, payload));
+    }
+    s.flush().unwrap();
+    let end = last + sc.after as u64;
+    // ...and no later restore skips them, after a reopen too.
+    assert_eq!(restore_state(&s), (expected.clone(), end));
+    let storage = close(s);
+    let snaps = SnapshotStore::open(dir.path().join("snapshots.redb")).unwrap();
+    let (s, again) = Store::open(storage, snaps, cfg, store_budget()).unwrap();
+    assert_eq!((again.cut, again.restarted_after_snapshot), (None, None));
+    assert_eq!(restore_state(&s), (expected, end));
+}
+
+#[test]
+fn store_recovery_never_skips_new_records() {
+    QuickCheck::new()
+        .tests(400)
+        .quickcheck(store_prop as fn(StoreCase) -> TestResult);
 }

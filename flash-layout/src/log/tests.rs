@@ -32,7 +32,8 @@ fn filled(n: u64, cfg: LogConfig) -> Log<MemStorage> {
         rec,
         Recovery {
             records: 0,
-            cut: None
+            cut: None,
+            restarted_after_snapshot: None,
         }
     );
     for seq in 1..=n {
@@ -126,7 +127,8 @@ fn segments_roll_and_reopen_continues() {
         rec,
         Recovery {
             records: 20,
-            cut: None
+            cut: None,
+            restarted_after_snapshot: None,
         }
     );
     assert_eq!(log.append(1, &payload(21), 0, true).unwrap().seq, 21);
