@@ -10,7 +10,7 @@ if [ -f "$HOME/.cargo/env" ]; then
     # shellcheck disable=SC1091
     . "$HOME/.cargo/env"
 fi
-cargo build --release --bin lastmile --bin replay
+cargo build --release --workspace --bins
 
 dir=${LASTMILE_DEMO_DIR:-$(mktemp -d /tmp/lastmile-demo.XXXXXX)}
 bin=target/release
@@ -28,7 +28,8 @@ for round in 1 2; do
 done
 
 echo "== round 3: a clean run that stops by itself"
-"$bin/lastmile" demo --dir "$dir" --links 5 --seconds 2 | head -n 2
+"$bin/lastmile" demo --dir "$dir" --links 5 --seconds 2 > "$dir.round3.out"
+head -n 2 "$dir.round3.out"
 
 echo "== replay check"
 "$bin/replay" check "$dir"

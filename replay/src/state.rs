@@ -159,7 +159,7 @@ pub fn render(out: &mut impl Write, folded: &Folded) -> std::io::Result<()> {
     let open: Vec<String> = incidents
         .open
         .iter()
-        .map(|(kind, detail)| format!("{kind:?} (detail {detail})"))
+        .map(|(kind, detail)| format!("{kind} (detail {detail})"))
         .collect();
     writeln!(
         out,

@@ -3,8 +3,6 @@
 
 use std::io::Write;
 
-use lastmile::events::incident::IncidentEvent;
-use lastmile::events::usage::UsageEvent;
 use lastmile::events::Event;
 use serde::Serialize;
 
@@ -75,37 +73,9 @@ pub fn trace(
                 rec.seq,
                 rec.version,
                 event.kind_name(),
-                details(&event)
+                event
             )?;
         }
     }
     Ok(())
-}
-
-/// The fields of an event, compact and stable, for the human trace.
-pub fn details(event: &Event) -> String {
-    match event {
-        Event::Usage(UsageEvent::Accrued(r)) => {
-            let price = r
-                .price_per_byte
-                .map_or_else(|| "unpriced".to_string(), |p| format!("price={p}"));
-            format!("{} tx={} rx={} {price}", r.link, r.tx_bytes, r.rx_bytes)
-        }
-        Event::Usage(UsageEvent::CounterReset(r)) => {
-            let dirs = match (r.tx_reset, r.rx_reset) {
-                (true, true) => "tx+rx",
-                (true, false) => "tx",
-                (false, true) => "rx",
-                (false, false) => "none",
-            };
-            format!(
-                "{} reset={dirs} counted=tx{}/rx{} observed=tx{}/rx{}",
-                r.link, r.tx_counted, r.rx_counted, r.tx_observed, r.rx_observed
-            )
-        }
-        Event::Incident(IncidentEvent::Opened { kind, detail }) => {
-            format!("kind={kind:?} detail={detail}")
-        }
-        Event::Incident(IncidentEvent::Closed { kind }) => format!("kind={kind:?}"),
-    }
 }

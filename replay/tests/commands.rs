@@ -117,7 +117,7 @@ fn state_is_the_snapshot_plus_the_tail_and_equals_the_fold_from_seq_1() {
     let run = replay_in(tmp.path(), "state", &[]);
     assert!(
         run.stdout
-            .contains("incidents: 1 open: LogWriteFailed (detail 5); 2 opened in total"),
+            .contains("incidents: 1 open: log-write-failed (detail 5); 2 opened in total"),
         "{}",
         run.stdout
     );
@@ -167,11 +167,11 @@ fn trace_prints_one_line_per_record_in_range() {
     );
     assert_eq!(
         lines[9],
-        format!("#10 v{EVENT_VERSION} incident.opened kind=FlashFull detail=300")
+        format!("#10 v{EVENT_VERSION} incident.opened kind=flash-full detail=300")
     );
     assert_eq!(
         lines[15],
-        format!("#16 v{EVENT_VERSION} incident.closed kind=FlashFull")
+        format!("#16 v{EVENT_VERSION} incident.closed kind=flash-full")
     );
 
     let run = replay_in(

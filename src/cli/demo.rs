@@ -73,40 +73,14 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot create {}: {e}", args.dir.display()))?;
     let boot = flash::next_boot(&args.dir)?;
     let opened = flash::open(&args.dir, demo_store_config())?;
-    let mut out = std::io::stdout().lock();
-    write!(
-        out,
-        "recovered boot {boot}: {} records",
-        opened.recovery.records
-    )?;
-    match opened.snapshot_seq {
-        Some(seq) => write!(out, " (snapshot at #{seq} + {} replayed)", opened.replayed)?,
-        None => write!(out, " ({} replayed, no snapshot)", opened.replayed)?,
-    }
-    match &opened.recovery.cut {
-        Some(cut) => writeln!(
-            out,
-            "; cut {} bytes from #{} ({:?})",
-            cut.bytes, cut.from_seq, cut.reason
-        )?,
-        None => writeln!(out, "; log intact")?,
-    }
-    let links_total: u64 = opened.state.usage.links.values().map(|l| l.tx_total).sum();
-    writeln!(
-        out,
-        "state: {} links, {} tx bytes recorded, {} counter resets",
-        opened.state.usage.links.len(),
-        links_total,
-        opened
-            .state
-            .usage
-            .links
-            .values()
-            .map(|l| u64::from(l.resets))
-            .sum::<u64>()
-    )?;
-    out.flush()?;
-    drop(out);
+    say(format_args!("recovered boot {boot}: {}", opened.summary()));
+    let usage = &opened.state.usage;
+    let tx_total: u64 = usage.links.values().map(|l| l.tx_total).sum();
+    let resets: u64 = usage.links.values().map(|l| u64::from(l.resets)).sum();
+    say(format_args!(
+        "state: {} links, {tx_total} tx bytes recorded, {resets} counter resets",
+        usage.links.len()
+    ));
 
     let system = System::new();
     system.block_on(async move {
@@ -186,10 +160,15 @@ impl Handler<Durable> for DurablePrinter {
     fn handle(&mut self, msg: Durable, _ctx: &mut Context<Self>) {
         if msg.0 .0 > self.last {
             self.last = msg.0 .0;
-            let mut out = std::io::stdout().lock();
-            // The crash test reads these lines; a failed write to a closed pipe ends nothing.
-            let _ = writeln!(out, "durable #{}", msg.0 .0);
-            let _ = out.flush();
+            say(format_args!("durable #{}", msg.0 .0));
         }
     }
+}
+
+/// One line on stdout, flushed at once (tests read these lines as they come). A reader that
+/// went away (a closed pipe) stops nothing: the node keeps running and logging.
+fn say(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }

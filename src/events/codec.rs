@@ -73,6 +73,38 @@ impl From<IncidentEvent> for Event {
     }
 }
 
+/// The fields of an event, compact and stable, for traces (`replay trace`, logs).
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Usage(UsageEvent::Accrued(r)) => {
+                write!(f, "{} tx={} rx={} ", r.link, r.tx_bytes, r.rx_bytes)?;
+                match r.price_per_byte {
+                    Some(p) => write!(f, "price={p}"),
+                    None => write!(f, "unpriced"),
+                }
+            }
+            Event::Usage(UsageEvent::CounterReset(r)) => {
+                let dirs = match (r.tx_reset, r.rx_reset) {
+                    (true, true) => "tx+rx",
+                    (true, false) => "tx",
+                    (false, true) => "rx",
+                    (false, false) => "none",
+                };
+                write!(
+                    f,
+                    "{} reset={dirs} counted=tx{}/rx{} observed=tx{}/rx{}",
+                    r.link, r.tx_counted, r.rx_counted, r.tx_observed, r.rx_observed
+                )
+            }
+            Event::Incident(IncidentEvent::Opened { kind, detail }) => {
+                write!(f, "kind={kind} detail={detail}")
+            }
+            Event::Incident(IncidentEvent::Closed { kind }) => write!(f, "kind={kind}"),
+        }
+    }
+}
+
 mod kind {
     pub const USAGE_ACCRUED: u8 = 1;
     pub const COUNTER_RESET: u8 = 2;

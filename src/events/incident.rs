@@ -13,6 +13,15 @@ pub enum IncidentKind {
     LogWriteFailed = 2,
 }
 
+impl std::fmt::Display for IncidentKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::FlashFull => "flash-full",
+            Self::LogWriteFailed => "log-write-failed",
+        })
+    }
+}
+
 impl From<IncidentKind> for u8 {
     fn from(kind: IncidentKind) -> u8 {
         kind as u8

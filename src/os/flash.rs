@@ -136,6 +136,46 @@ pub struct Opened {
     pub replayed: u64,
 }
 
+impl Opened {
+    /// One line saying what recovery found and did, for the operator.
+    pub fn summary(&self) -> String {
+        let mut line = match self.snapshot_seq {
+            Some(seq) => format!(
+                "{} log records; state from snapshot #{seq} + {} replayed",
+                self.recovery.records, self.replayed
+            ),
+            None => format!(
+                "{} log records; state from {} replayed, no snapshot",
+                self.recovery.records, self.replayed
+            ),
+        };
+        match &self.recovery.cut {
+            Some(cut) => line.push_str(&format!(
+                "; cut {} bytes from #{} ({:?}{})",
+                cut.bytes,
+                cut.from_seq,
+                cut.reason,
+                cut.quarantined
+                    .as_ref()
+                    .map_or(String::new(), |q| format!(", kept in {q}"))
+            )),
+            None => line.push_str("; log intact"),
+        }
+        if let Some(r) = &self.recovery.restarted_after_snapshot {
+            line.push_str(&format!(
+                "; log damaged below snapshot #{}: {} records removed{}, continuing at #{}",
+                r.snapshot_seq,
+                r.records_removed,
+                r.quarantined
+                    .as_ref()
+                    .map_or(String::new(), |q| format!(" (kept in {q})")),
+                r.snapshot_seq + 1
+            ));
+        }
+        line
+    }
+}
+
 /// Opens (creating if needed) the store in `dir`, cuts a torn tail, and recovers the node's
 /// state: newest valid snapshot, then the log after it.
 pub fn open(dir: &Path, config: FlashConfig) -> Result<Opened, FlashError> {
