@@ -76,13 +76,7 @@ fn router_load() {
     let mut counters = vec![(0u64, 0u64); links.len()];
     for l in &links {
         let price = 200_000 + rng.below(400_000);
-        machine.handle(
-            Stamp::new(1, 0),
-            UsageInput::PriceSelected {
-                link: *l,
-                price_per_byte: Some(price),
-            },
-        );
+        machine.handle(Stamp::new(1, 0), UsageInput::PriceSelected { link: *l, price_per_byte: Some(price) });
     }
 
     let bytes_before = write_bytes();
@@ -114,11 +108,7 @@ fn router_load() {
                         .map(|(link, c)| {
                             c.0 += rng.below(17_000_000);
                             c.1 += rng.below(17_000_000);
-                            CounterSample {
-                                link: *link,
-                                tx_bytes: c.0,
-                                rx_bytes: c.1,
-                            }
+                            CounterSample { link: *link, tx_bytes: c.0, rx_bytes: c.1 }
                         })
                         .collect();
                     machine.handle(now, UsageInput::Counters(samples));
@@ -141,13 +131,7 @@ fn router_load() {
         }
         let _ = journal.append(now, events, Vec::new());
         let _ = journal.on_timer(now);
-        let snap = journal
-            .store()
-            .snapshots()
-            .seqs()
-            .expect("snapshot seqs")
-            .last()
-            .copied();
+        let snap = journal.store().snapshots().seqs().expect("snapshot seqs").last().copied();
         if snap != last_snapshot {
             snapshots_seen += 1;
             last_snapshot = snap;
@@ -161,47 +145,21 @@ fn router_load() {
     let fsyncs = log_syncs + 2 * snapshots_seen;
     let segment_bytes = dir_bytes(dir.path(), |n| n.starts_with("seg-"));
     let log_records = journal.store().log().last_seq();
-    figure(
-        "disk_bytes_per_usage_record",
-        segment_bytes as f64 / log_records as f64,
-        "B",
-    );
-    figure(
-        "router_load_usage_records_per_hour",
-        records as f64 / HOURS as f64,
-        "records",
-    );
-    figure(
-        "router_load_write_bytes_per_hour",
-        written as f64 / HOURS as f64,
-        "B",
-    );
-    figure(
-        "router_load_fsyncs_per_hour",
-        fsyncs as f64 / HOURS as f64,
-        "fsyncs",
-    );
-    figure(
-        "router_load_snapshots_per_hour",
-        snapshots_seen as f64 / HOURS as f64,
-        "snapshots",
-    );
-    figure(
-        "router_load_flash_bytes_after_24h",
-        journal.store().usage_bytes() as f64,
-        "B",
-    );
+    figure("disk_bytes_per_usage_record", segment_bytes as f64 / log_records as f64, "B");
+    figure("router_load_usage_records_per_hour", records as f64 / HOURS as f64, "records");
+    figure("router_load_write_bytes_per_hour", written as f64 / HOURS as f64, "B");
+    figure("router_load_fsyncs_per_hour", fsyncs as f64 / HOURS as f64, "fsyncs");
+    figure("router_load_snapshots_per_hour", snapshots_seen as f64 / HOURS as f64, "snapshots");
+    figure("router_load_flash_bytes_after_24h", journal.store().usage_bytes() as f64, "B");
 }
 
 fn usage_event(rng: &mut SplitMix64, n: u64) -> Event {
-    Event::Usage(lastmile::events::usage::UsageEvent::Accrued(
-        lastmile::events::usage::UsageRecord {
-            link: Link::new(1 + (n % 10) as u32, 1000 + (n % 10) as u32),
-            tx_bytes: rng.below(100_000_000),
-            rx_bytes: rng.below(100_000_000),
-            price_per_byte: Some(200_000 + rng.below(400_000)),
-        },
-    ))
+    Event::Usage(lastmile::events::usage::UsageEvent::Accrued(lastmile::events::usage::UsageRecord {
+        link: Link::new(1 + (n % 10) as u32, 1000 + (n % 10) as u32),
+        tx_bytes: rng.below(100_000_000),
+        rx_bytes: rng.below(100_000_000),
+        price_per_byte: Some(200_000 + rng.below(400_000)),
+    }))
 }
 
 fn append_and_replay() -> (u64, f64) {
@@ -210,10 +168,7 @@ fn append_and_replay() -> (u64, f64) {
     let (mut store, _) = Store::open_dir(
         dir.path(),
         config.log,
-        flash_layout::Budget {
-            max_bytes: u64::MAX,
-            ..config.budget
-        },
+        flash_layout::Budget { max_bytes: u64::MAX, ..config.budget },
     )
     .expect("store");
     let mut rng = SplitMix64::new(7);
@@ -224,9 +179,7 @@ fn append_and_replay() -> (u64, f64) {
     for e in &events {
         payload.clear();
         codec::encode(e, &mut payload);
-        store
-            .append(EVENT_VERSION, &payload, 0, false)
-            .expect("append");
+        store.append(EVENT_VERSION, &payload, 0, false).expect("append");
     }
     store.flush().expect("flush");
     let append_s = started.elapsed().as_secs_f64();
@@ -268,35 +221,17 @@ fn redb_as_log(log_written: u64, log_append_s: f64) {
             for (i, e) in chunk.iter().enumerate() {
                 payload.clear();
                 codec::encode(e, &mut payload);
-                table
-                    .insert(chunk_no as u64 * batch + i as u64 + 1, payload.as_slice())
-                    .expect("insert");
+                table.insert(chunk_no as u64 * batch + i as u64 + 1, payload.as_slice()).expect("insert");
             }
         }
         txn.commit().expect("commit");
     }
     let redb_s = started.elapsed().as_secs_f64();
     let written = write_bytes() - before;
-    figure(
-        "redb_write_bytes_per_event",
-        written as f64 / EVENTS as f64,
-        "B",
-    );
-    figure(
-        "log_write_bytes_per_event",
-        log_written as f64 / EVENTS as f64,
-        "B",
-    );
-    figure(
-        "redb_over_log_write_bytes_ratio",
-        written as f64 / log_written as f64,
-        "x",
-    );
-    figure(
-        "redb_over_log_append_time_ratio",
-        redb_s / log_append_s,
-        "x",
-    );
+    figure("redb_write_bytes_per_event", written as f64 / EVENTS as f64, "B");
+    figure("log_write_bytes_per_event", log_written as f64 / EVENTS as f64, "B");
+    figure("redb_over_log_write_bytes_ratio", written as f64 / log_written as f64, "x");
+    figure("redb_over_log_append_time_ratio", redb_s / log_append_s, "x");
 }
 
 fn main() {

@@ -23,17 +23,7 @@ fn sigkill_at_random_moments_never_loses_a_record_reported_durable() {
     let mut kills_with_progress = 0;
     for round in 0..ROUNDS {
         let mut child = Command::new(env!("CARGO_BIN_EXE_lastmile"))
-            .args([
-                "demo",
-                "--links",
-                "4",
-                "--poll-ms",
-                "5",
-                "--window-ms",
-                "20",
-                "--max-delay-ms",
-                "30",
-            ])
+            .args(["demo", "--links", "4", "--poll-ms", "5", "--window-ms", "20", "--max-delay-ms", "30"])
             .args(["--seconds", "20", "--seed", &round.to_string(), "--dir"])
             .arg(dir.path())
             .stdout(Stdio::piped())
@@ -42,10 +32,7 @@ fn sigkill_at_random_moments_never_loses_a_record_reported_durable() {
             .expect("start lastmile demo");
         let stdout = child.stdout.take().expect("piped stdout");
         let lines = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<_>>()
+            BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>()
         });
         std::thread::sleep(Duration::from_millis(150 + rng.below(350)));
         child.kill().expect("SIGKILL the child by its pid");
@@ -55,13 +42,9 @@ fn sigkill_at_random_moments_never_loses_a_record_reported_durable() {
         let mut durable_this_round = 0;
         for line in &lines {
             if let Some(seq) = line.strip_prefix("durable #") {
-                durable_this_round =
-                    durable_this_round.max(seq.parse::<u64>().expect("durable seq"));
+                durable_this_round = durable_this_round.max(seq.parse::<u64>().expect("durable seq"));
             } else if let Some(rest) = line.strip_prefix("report ") {
-                let tx = rest
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("tx="))
-                    .expect("tx field");
+                let tx = rest.split_whitespace().find_map(|w| w.strip_prefix("tx=")).expect("tx field");
                 reported_tx += tx.parse::<u64>().expect("tx bytes");
             }
         }
@@ -85,19 +68,10 @@ fn sigkill_at_random_moments_never_loses_a_record_reported_durable() {
             );
         }
     }
-    assert!(
-        kills_with_progress >= ROUNDS / 2,
-        "most rounds should make progress ({kills_with_progress})"
-    );
+    assert!(kills_with_progress >= ROUNDS / 2, "most rounds should make progress ({kills_with_progress})");
     let opened = flash::open(dir.path(), FlashConfig::default()).expect("recover");
     let tx_total: u64 = opened.state.usage.links.values().map(|l| l.tx_total).sum();
-    assert!(
-        tx_total >= reported_tx,
-        "recovered {tx_total} tx bytes, {reported_tx} were reported durable"
-    );
+    assert!(tx_total >= reported_tx, "recovered {tx_total} tx bytes, {reported_tx} were reported durable");
     let resets: u32 = opened.state.usage.links.values().map(|l| l.resets).sum();
-    assert!(
-        resets > 0,
-        "each restart of the demo is a router reboot: counter resets must be recorded"
-    );
+    assert!(resets > 0, "each restart of the demo is a router reboot: counter resets must be recorded");
 }

@@ -57,19 +57,13 @@ fn reports_leave_only_after_their_records_are_on_flash_and_recovery_matches_them
         let clock = Clock::start(1);
         // A long max delay and a large batch: records wait in memory, so an early release
         // would be caught.
-        let journal = JournalConfig {
-            max_delay_ms: 150,
-            ..JournalConfig::default()
-        };
+        let journal = JournalConfig { max_delay_ms: 150, ..JournalConfig::default() };
         let log = LogWriter::new(opened.store, opened.state.clone(), journal, clock).start();
         let ctx = Context::<Driver<UsageMachine>>::new();
         let driver = ctx.address();
         let links: Vec<Link> = (1..=3).map(|n| Link::new(n, 10 + n)).collect();
-        let reader = CounterReader::new(
-            SimulatedCounters::new(9, &links, 10_000),
-            driver.clone().recipient(),
-        )
-        .start();
+        let reader =
+            CounterReader::new(SimulatedCounters::new(9, &links, 10_000), driver.clone().recipient()).start();
         let deliver: Deliver<UsageEffect> = Arc::new(move |effect| match effect {
             UsageEffect::ReadCounters => reader.do_send(ReadCounters),
             UsageEffect::Report(r) => {
@@ -79,26 +73,15 @@ fn reports_leave_only_after_their_records_are_on_flash_and_recovery_matches_them
                 let on_disk = durable_usage_records(&path_in);
                 if on_disk < s.reports {
                     let n = s.reports;
-                    s.early.push(format!(
-                        "report {n} delivered with {on_disk} records on disk"
-                    ));
+                    s.early.push(format!("report {n} delivered with {on_disk} records on disk"));
                 }
             }
         });
-        let machine = UsageMachine::new(
-            UsageConfig {
-                poll_ms: 10,
-                window_ms: 40,
-            },
-            opened.state.usage,
-            clock.now(),
-        );
+        let machine =
+            UsageMachine::new(UsageConfig { poll_ms: 10, window_ms: 40 }, opened.state.usage, clock.now());
         ctx.run(Driver::new(machine, clock, log.clone(), deliver));
         for l in &links {
-            driver.do_send(Input(UsageInput::PriceSelected {
-                link: *l,
-                price_per_byte: Some(2),
-            }));
+            driver.do_send(Input(UsageInput::PriceSelected { link: *l, price_per_byte: Some(2) }));
         }
         actix_rt::time::sleep(Duration::from_millis(1200)).await;
         log.do_send(Shutdown);
@@ -106,38 +89,12 @@ fn reports_leave_only_after_their_records_are_on_flash_and_recovery_matches_them
     system.run().expect("system runs");
 
     let seen = seen.lock().expect("lock");
-    assert!(
-        seen.early.is_empty(),
-        "reports released before their records were durable: {:?}",
-        seen.early
-    );
-    assert!(
-        seen.reports >= 20,
-        "expected a steady flow of reports, got {}",
-        seen.reports
-    );
+    assert!(seen.early.is_empty(), "reports released before their records were durable: {:?}", seen.early);
+    assert!(seen.reports >= 20, "expected a steady flow of reports, got {}", seen.reports);
     let recovered = flash::open(&path, FlashConfig::default()).expect("reopen");
-    assert!(
-        recovered.recovery.cut.is_none(),
-        "a clean shutdown leaves an intact log"
-    );
-    let tx_total: u64 = recovered
-        .state
-        .usage
-        .links
-        .values()
-        .map(|l| l.tx_total)
-        .sum();
-    let records: u64 = recovered
-        .state
-        .usage
-        .links
-        .values()
-        .map(|l| l.records)
-        .sum();
-    assert_eq!(
-        records, seen.reports,
-        "every record was reported once it was durable"
-    );
+    assert!(recovered.recovery.cut.is_none(), "a clean shutdown leaves an intact log");
+    let tx_total: u64 = recovered.state.usage.links.values().map(|l| l.tx_total).sum();
+    let records: u64 = recovered.state.usage.links.values().map(|l| l.records).sum();
+    assert_eq!(records, seen.reports, "every record was reported once it was durable");
     assert_eq!(tx_total, seen.reported_tx);
 }

@@ -47,10 +47,7 @@ fn pure_layers_use_no_runtime_io_clock_or_unordered_maps() {
     for p in PURE {
         rust_files(&root.join(p), &mut files);
     }
-    assert!(
-        files.len() >= 8,
-        "expected the pure layers' files, found {files:?}"
-    );
+    assert!(files.len() >= 8, "expected the pure layers' files, found {files:?}");
     let mut hits = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).expect("source is readable");
@@ -58,21 +55,12 @@ fn pure_layers_use_no_runtime_io_clock_or_unordered_maps() {
             let code = line.split("//").next().unwrap_or("");
             for word in FORBIDDEN {
                 if code.contains(word) {
-                    hits.push(format!(
-                        "{}:{}: `{word}`: {}",
-                        file.display(),
-                        n + 1,
-                        line.trim()
-                    ));
+                    hits.push(format!("{}:{}: `{word}`: {}", file.display(), n + 1, line.trim()));
                 }
             }
         }
     }
-    assert!(
-        hits.is_empty(),
-        "the pure layers must stay pure:\n{}",
-        hits.join("\n")
-    );
+    assert!(hits.is_empty(), "the pure layers must stay pure:\n{}", hits.join("\n"));
 }
 
 #[test]
@@ -92,30 +80,13 @@ fn without_the_daemon_feature_no_runtime_netlink_or_chain_crate_is_a_dependency(
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "cargo tree failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&out.stderr));
     let tree = String::from_utf8_lossy(&out.stdout);
-    let crates: Vec<&str> = tree
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
+    let crates: Vec<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
     assert!(crates.contains(&"rmp-serde"), "unexpected tree:\n{tree}");
-    for banned in [
-        "actix",
-        "actix-rt",
-        "tokio",
-        "rtnetlink",
-        "netlink-proto",
-        "alloy",
-        "redb",
-        "flash-layout",
-    ] {
-        assert!(
-            !crates.contains(&banned),
-            "{banned} is in the pure build:\n{tree}"
-        );
+    for banned in
+        ["actix", "actix-rt", "tokio", "rtnetlink", "netlink-proto", "alloy", "redb", "flash-layout"]
+    {
+        assert!(!crates.contains(&banned), "{banned} is in the pure build:\n{tree}");
     }
 }

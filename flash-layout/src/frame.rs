@@ -100,10 +100,7 @@ pub fn decode(bytes: &[u8], seq: u64) -> Result<(Record<'_>, u64), FrameError> {
     let stored = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     let body = &bytes[FRAME_HEADER_LEN as usize..];
     let Some(payload) = body.get(..len) else {
-        return Err(FrameError::LengthPastEnd {
-            len: len as u64,
-            available: body.len() as u64,
-        });
+        return Err(FrameError::LengthPastEnd { len: len as u64, available: body.len() as u64 });
     };
     let computed = frame_crc(seq, version, payload);
     if computed != stored {
@@ -113,11 +110,7 @@ pub fn decode(bytes: &[u8], seq: u64) -> Result<(Record<'_>, u64), FrameError> {
     if version == 0 {
         return Err(FrameError::VersionZero);
     }
-    let record = Record {
-        seq,
-        version,
-        payload,
-    };
+    let record = Record { seq, version, payload };
     Ok((record, frame_len(len)))
 }
 
@@ -126,8 +119,7 @@ mod tests {
     use super::*;
 
     /// Golden frame: seq 1, version 1, payload "hi". Also printed in FORMAT.md.
-    pub(crate) const GOLDEN: [u8; 10] =
-        [0xA7, 0x01, 0x02, 0x00, 0xBC, 0x7F, 0x03, 0x0F, b'h', b'i'];
+    pub(crate) const GOLDEN: [u8; 10] = [0xA7, 0x01, 0x02, 0x00, 0xBC, 0x7F, 0x03, 0x0F, b'h', b'i'];
 
     #[test]
     fn golden_encode() {
@@ -139,14 +131,7 @@ mod tests {
     #[test]
     fn golden_decode() {
         let (rec, len) = decode(&GOLDEN, 1).unwrap();
-        assert_eq!(
-            rec,
-            Record {
-                seq: 1,
-                version: 1,
-                payload: b"hi"
-            }
-        );
+        assert_eq!(rec, Record { seq: 1, version: 1, payload: b"hi" });
         assert_eq!(len, 10);
     }
 
@@ -173,17 +158,8 @@ mod tests {
 
     #[test]
     fn length_past_end() {
-        assert_eq!(
-            decode(&GOLDEN[..9], 1).unwrap_err(),
-            FrameError::LengthPastEnd {
-                len: 2,
-                available: 1
-            }
-        );
-        assert_eq!(
-            decode(&GOLDEN[..7], 1).unwrap_err(),
-            FrameError::ShortHeader
-        );
+        assert_eq!(decode(&GOLDEN[..9], 1).unwrap_err(), FrameError::LengthPastEnd { len: 2, available: 1 });
+        assert_eq!(decode(&GOLDEN[..7], 1).unwrap_err(), FrameError::ShortHeader);
     }
 
     #[test]
@@ -202,10 +178,7 @@ mod tests {
     fn payload_too_large() {
         let mut out = Vec::new();
         let big = vec![0u8; MAX_PAYLOAD_LEN + 1];
-        assert_eq!(
-            encode(&mut out, 1, 1, &big),
-            Err(FrameError::PayloadTooLarge(MAX_PAYLOAD_LEN + 1))
-        );
+        assert_eq!(encode(&mut out, 1, 1, &big), Err(FrameError::PayloadTooLarge(MAX_PAYLOAD_LEN + 1)));
         assert!(out.is_empty());
         let max = vec![7u8; MAX_PAYLOAD_LEN];
         encode(&mut out, 9, 3, &max).unwrap();

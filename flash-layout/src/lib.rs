@@ -7,7 +7,7 @@
 //! - [`storage`]: the directory of files behind a trait, real ([`DirStorage`]) and simulated
 //!   ([`MemStorage`], which can crash, tear and lose writes).
 //! - [`frame`], [`segment`]: the byte codecs.
-//! - [`scan`]: read-only validation (`replay check`) and the fast replay reader.
+//! - [`scan`](mod@scan): read-only validation (`replay check`) and the fast replay reader.
 //! - [`log`]: group commit and crash recovery.
 //! - [`snapshot`], [`store`]: redb snapshots, compaction and the flash budget.
 
@@ -21,8 +21,8 @@ pub mod store;
 
 pub use frame::{FrameError, Record, MAX_PAYLOAD_LEN};
 pub use log::{
-    Appended, Cut, FlushPolicy, Log, LogConfig, LogError, QuarantinePiece, Recovery, Removed,
-    Retention, SegmentInfo, SnapshotRestart,
+    Appended, Cut, FlushPolicy, Log, LogConfig, LogError, QuarantinePiece, Recovery, Removed, Retention,
+    SegmentInfo, SnapshotRestart,
 };
 pub use scan::{scan, Defect, DefectReason, ReadError, Reader, Scan, ScanError, SegmentSummary};
 pub use snapshot::{SnapshotError, SnapshotStore};

@@ -43,11 +43,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             segment_bytes: 1 << 20,
-            flush: FlushPolicy {
-                max_records: 256,
-                max_bytes: 16 << 10,
-                max_value: 0,
-            },
+            flush: FlushPolicy { max_records: 256, max_bytes: 16 << 10, max_value: 0 },
         }
     }
 }
@@ -129,7 +125,8 @@ pub struct Cut {
     pub records_cut_estimate: u64,
     pub bytes: u64,
     pub reason: DefectReason,
-    /// Where the cut bytes were saved, when valid frames followed the defect.
+    /// Where the cut bytes were saved: always, unless they were only a torn tail
+    /// ([`Scan::is_torn_tail`](crate::Scan::is_torn_tail)).
     pub quarantined: Option<String>,
 }
 
@@ -144,19 +141,11 @@ pub enum LogError {
     /// A storage operation failed. After a failed flush the batch is kept and retried by the
     /// next flush; nothing past `durable_seq()` is claimed.
     #[error("{op} {name:?}: {source}")]
-    Io {
-        op: &'static str,
-        name: String,
-        source: io::Error,
-    },
+    Io { op: &'static str, name: String, source: io::Error },
 }
 
 fn io_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(io::Error) -> LogError + 'a {
-    move |source| LogError::Io {
-        op,
-        name: name.to_string(),
-        source,
-    }
+    move |source| LogError::Io { op, name: name.to_string(), source }
 }
 
 #[derive(Debug, Clone)]
@@ -184,8 +173,8 @@ pub struct Log<S: Storage> {
 }
 
 impl<S: Storage> Log<S> {
-    /// Opens the log, recovering from a crash: cuts it at the first defect (quarantining the
-    /// cut bytes first when valid frames follow the defect).
+    /// Opens the log, recovering from a crash: cuts it at the first defect, first copying the
+    /// cut bytes into quarantine unless they are only a torn tail of the last segment.
     pub fn open(mut storage: S, config: LogConfig) -> Result<(Self, Recovery), LogError> {
         let scan = scan(&storage)?;
         let cut = match &scan.defect {
@@ -195,18 +184,11 @@ impl<S: Storage> Log<S> {
         let segs: Vec<Seg> = scan
             .segments
             .iter()
-            .map(|s| Seg {
-                name: s.name.clone(),
-                base_seq: s.base_seq,
-                records: s.records,
-                bytes: s.bytes,
-            })
+            .map(|s| Seg { name: s.name.clone(), base_seq: s.base_seq, records: s.records, bytes: s.bytes })
             .collect();
         if let Some(last) = segs.last() {
             // What a previous run wrote may sit in the page cache only: make it true.
-            storage
-                .sync(&last.name)
-                .map_err(io_err("sync", &last.name))?;
+            storage.sync(&last.name).map_err(io_err("sync", &last.name))?;
         }
         let log = Self {
             storage,
@@ -218,14 +200,7 @@ impl<S: Storage> Log<S> {
             pending_value: 0,
             dirty: false,
         };
-        Ok((
-            log,
-            Recovery {
-                records: scan.records,
-                cut,
-                restarted_after_snapshot: None,
-            },
-        ))
+        Ok((log, Recovery { records: scan.records, cut, restarted_after_snapshot: None }))
     }
 
     /// Buffers a record and flushes if the policy says so. On an `Err` from that flush the
@@ -292,9 +267,7 @@ impl<S: Storage> Log<S> {
             }
             self.dirty = true;
             let chunk = &self.pending[..take as usize];
-            self.storage
-                .append(&name, chunk)
-                .map_err(io_err("append", &name))?;
+            self.storage.append(&name, chunk).map_err(io_err("append", &name))?;
             self.storage.sync(&name).map_err(io_err("sync", &name))?;
             self.dirty = false;
             let active = self.segs.last_mut().expect("active segment checked above");
@@ -312,15 +285,8 @@ impl<S: Storage> Log<S> {
     fn start_segment(&mut self) -> Result<(), LogError> {
         let base = self.durable_seq + 1;
         let name = segment_name(base);
-        self.storage
-            .write_atomic(&name, &encode_header(base))
-            .map_err(io_err("create segment", &name))?;
-        self.segs.push(Seg {
-            name,
-            base_seq: base,
-            records: 0,
-            bytes: SEGMENT_HEADER_LEN,
-        });
+        self.storage.write_atomic(&name, &encode_header(base)).map_err(io_err("create segment", &name))?;
+        self.segs.push(Seg { name, base_seq: base, records: 0, bytes: SEGMENT_HEADER_LEN });
         Ok(())
     }
 
@@ -335,10 +301,7 @@ impl<S: Storage> Log<S> {
     /// (a clean log continuing at `snapshot_seq + 1`).
     ///
     /// Only right after `open`: nothing pending, `snapshot_seq > last_seq()`.
-    pub(crate) fn restart_after_snapshot(
-        &mut self,
-        snapshot_seq: u64,
-    ) -> Result<SnapshotRestart, LogError> {
+    pub(crate) fn restart_after_snapshot(&mut self, snapshot_seq: u64) -> Result<SnapshotRestart, LogError> {
         assert!(
             snapshot_seq > self.last_seq() && self.pending.is_empty(),
             "restart at snapshot {snapshot_seq} with log at {}",
@@ -362,12 +325,7 @@ impl<S: Storage> Log<S> {
         let bytes_removed = files.iter().map(|f| f.len() as u64).sum();
         let quarantined = match names.first().and_then(|n| parse_segment_name(n)) {
             None => None,
-            Some(first_seq) => Some(quarantine_whole_files(
-                &mut self.storage,
-                first_seq,
-                &names,
-                &files,
-            )?),
+            Some(first_seq) => Some(quarantine_whole_files(&mut self.storage, first_seq, &names, &files)?),
         };
         // Last first: an interrupted restart leaves a prefix of the log, which still ends
         // below the snapshot.
@@ -403,9 +361,7 @@ impl<S: Storage> Log<S> {
 
     /// Seq of the oldest record still in the log (`last_seq() + 1` if it holds none).
     pub fn first_seq(&self) -> u64 {
-        self.segs
-            .first()
-            .map_or(self.durable_seq + 1, |s| s.base_seq)
+        self.segs.first().map_or(self.durable_seq + 1, |s| s.base_seq)
     }
 
     pub fn pending_records(&self) -> usize {
@@ -423,11 +379,7 @@ impl<S: Storage> Log<S> {
 
     /// Reads durable records with seq `>= seq`.
     pub fn read_from(&self, seq: u64) -> Reader<'_, S> {
-        let segments = self
-            .segs
-            .iter()
-            .map(|s| (s.name.clone(), s.base_seq, s.records))
-            .collect();
+        let segments = self.segs.iter().map(|s| (s.name.clone(), s.base_seq, s.records)).collect();
         Reader::new(&self.storage, segments, seq, self.durable_seq)
     }
 
@@ -445,25 +397,19 @@ impl<S: Storage> Log<S> {
 
     /// Removes the oldest segments whose records all have seq `< seq` (covered by a snapshot),
     /// as long as what remains still satisfies `retention`. Never removes the active segment.
-    pub fn remove_segments_before(
-        &mut self,
-        seq: u64,
-        retention: Retention,
-    ) -> Result<Removed, LogError> {
+    pub fn remove_segments_before(&mut self, seq: u64, retention: Retention) -> Result<Removed, LogError> {
         let mut records: u64 = self.segs.iter().map(|s| s.records).sum();
         let mut bytes: u64 = self.segs.iter().map(|s| s.bytes).sum();
         let mut removed = Removed::default();
         while self.segs.len() > 1 {
             let s = &self.segs[0];
             let covered = s.base_seq + s.records <= seq; // last_seq < seq
-            let keeps_window = records - s.records >= retention.min_records
-                && bytes - s.bytes >= retention.min_bytes;
+            let keeps_window =
+                records - s.records >= retention.min_records && bytes - s.bytes >= retention.min_bytes;
             if !covered || !keeps_window {
                 break;
             }
-            self.storage
-                .remove(&s.name)
-                .map_err(io_err("remove", &s.name))?;
+            self.storage.remove(&s.name).map_err(io_err("remove", &s.name))?;
             let s = self.segs.remove(0);
             records -= s.records;
             bytes -= s.bytes;
@@ -493,16 +439,15 @@ impl<S: Storage> Log<S> {
     }
 }
 
-/// Quarantines (if needed) and removes everything from the scan's defect on.
+/// Removes everything from the scan's defect on, after copying it into quarantine unless it is
+/// only a torn tail ([`Scan::is_torn_tail`]): recovery never drops other bytes unkept.
 fn cut_at_defect<S: Storage>(storage: &mut S, scan: &Scan) -> Result<Cut, LogError> {
     let d = scan.defect.as_ref().expect("called with a defect");
     let in_prefix = scan.segments.last().is_some_and(|s| s.name == d.segment);
-    let quarantined = if d.valid_frames_after {
+    let quarantined = if !scan.is_torn_tail() {
         let mut q = QUARANTINE_MAGIC.to_vec();
         if in_prefix {
-            let data = storage
-                .read(&d.segment)
-                .map_err(io_err("read", &d.segment))?;
+            let data = storage.read(&d.segment).map_err(io_err("read", &d.segment))?;
             let from = (d.offset as usize).min(data.len());
             quarantine_piece(&mut q, &d.segment, d.offset, &data[from..]);
         }
@@ -519,14 +464,9 @@ fn cut_at_defect<S: Storage>(storage: &mut S, scan: &Scan) -> Result<Cut, LogErr
         storage.remove(name).map_err(io_err("remove", name))?;
     }
     if in_prefix {
-        storage
-            .truncate(&d.segment, d.offset)
-            .map_err(io_err("truncate", &d.segment))?;
+        storage.truncate(&d.segment, d.offset).map_err(io_err("truncate", &d.segment))?;
     }
-    let damaged_frame = !matches!(
-        d.reason,
-        DefectReason::SeqGap | DefectReason::BadSegmentHeader
-    );
+    let damaged_frame = !matches!(d.reason, DefectReason::SeqGap | DefectReason::BadSegmentHeader);
     Ok(Cut {
         from_seq: d.seq,
         records_cut_estimate: d.frames_after + u64::from(damaged_frame && d.bytes_after > 0),
@@ -537,11 +477,7 @@ fn cut_at_defect<S: Storage>(storage: &mut S, scan: &Scan) -> Result<Cut, LogErr
 }
 
 /// Writes quarantine file `bytes` for a cut at `seq` under a free name, and returns it.
-fn write_quarantine<S: Storage>(
-    storage: &mut S,
-    seq: u64,
-    bytes: &[u8],
-) -> Result<String, LogError> {
+fn write_quarantine<S: Storage>(storage: &mut S, seq: u64, bytes: &[u8]) -> Result<String, LogError> {
     // Never overwrite: a crash during an earlier recovery may have left a fuller copy.
     let existing = storage.list().map_err(io_err("list", ""))?;
     let mut name = quarantine_name(seq, 0);
@@ -550,9 +486,7 @@ fn write_quarantine<S: Storage>(
         n += 1;
         name = quarantine_name(seq, n);
     }
-    storage
-        .write_atomic(&name, bytes)
-        .map_err(io_err("quarantine", &name))?;
+    storage.write_atomic(&name, bytes).map_err(io_err("quarantine", &name))?;
     Ok(name)
 }
 
@@ -574,9 +508,7 @@ fn quarantine_whole_files<S: Storage>(
             continue;
         };
         let holds_all = names.iter().zip(files).all(|(name, bytes)| {
-            pieces
-                .iter()
-                .any(|p| p.name == name && p.offset == 0 && p.bytes == bytes.as_slice())
+            pieces.iter().any(|p| p.name == name && p.offset == 0 && p.bytes == bytes.as_slice())
         });
         if holds_all {
             return Ok(existing);

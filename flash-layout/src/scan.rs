@@ -46,16 +46,19 @@ impl SegmentSummary {
 /// What check the first bad byte failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DefectReason {
-    /// The log ends inside a frame (or inside the header of its last segment) and nothing
-    /// valid follows: what a crash during an unsynced write leaves.
+    /// The last segment file ends inside a frame and no valid frame follows: what a crash
+    /// during an unsynced write leaves. (A segment file too short for its header is
+    /// [`BadSegmentHeader`](Self::BadSegmentHeader): headers are written atomically.)
     TornTail,
-    /// A frame's length runs past the end of its segment, yet valid frames follow it.
+    /// A frame's length runs past the end of its segment, yet valid frames follow it or the
+    /// segment is not the last one.
     BadLength,
     BadMagic,
     BadCrc,
     /// A frame with version 0 (reserved).
     BadVersion,
-    /// A file named like a segment whose header is invalid or disagrees with its name.
+    /// A file named like a segment whose header is invalid (including a file too short for
+    /// one, or not starting with the segment magic) or disagrees with its name.
     BadSegmentHeader,
     /// A segment's base seq does not continue the previous segment (gap or duplicate).
     SeqGap,
@@ -73,8 +76,9 @@ pub struct Defect {
     pub reason: DefectReason,
     /// Bytes from the defect to the end of its segment, plus every later segment file.
     pub bytes_after: u64,
-    /// Whether any valid frame (or valid segment header) exists after the defect: `false` is
-    /// a torn tail; `true` means durable data was damaged in the middle of the log.
+    /// Whether any valid frame (or valid segment header) exists after the defect: `true`
+    /// means durable data was damaged in the middle of the log. `false` alone does not make a
+    /// torn tail: see [`Scan::is_torn_tail`].
     pub valid_frames_after: bool,
     /// Valid frames found after the defect (a lower bound of the records lost by cutting).
     pub frames_after: u64,
@@ -102,23 +106,29 @@ pub struct Scan {
 }
 
 impl Scan {
+    /// Whether the defect is only a torn tail: it lies in the frames of the last segment file
+    /// (past a valid header) and no valid frame follows it — what a crash during an unsynced
+    /// write leaves ([`DefectReason::TornTail`], or garbage: `BadMagic`, `BadCrc`,
+    /// `BadVersion`). Recovery cuts a torn tail without keeping it; every other cut is first
+    /// copied into quarantine (FORMAT.md "Recovery"). `false` without a defect.
+    pub fn is_torn_tail(&self) -> bool {
+        self.defect.as_ref().is_some_and(|d| {
+            !d.valid_frames_after
+                && self.beyond.is_empty()
+                && self.segments.last().is_some_and(|s| s.name == d.segment)
+        })
+    }
+
     /// Reads the records of the valid prefix with seq `>= from_seq`.
     pub fn reader<'s, S: Storage>(&self, storage: &'s S, from_seq: u64) -> Reader<'s, S> {
-        let segments = self
-            .segments
-            .iter()
-            .map(|s| (s.name.clone(), s.base_seq, s.records))
-            .collect();
+        let segments = self.segments.iter().map(|s| (s.name.clone(), s.base_seq, s.records)).collect();
         Reader::new(storage, segments, from_seq, self.last_seq)
     }
 }
 
 /// Scans the log in `storage`. Never writes.
 pub fn scan<S: Storage>(storage: &S) -> Result<Scan, ScanError> {
-    let names = storage.list().map_err(|source| ScanError::Io {
-        name: String::new(),
-        source,
-    })?;
+    let names = storage.list().map_err(|source| ScanError::Io { name: String::new(), source })?;
     let mut out = Scan::default();
     let mut segs = Vec::new();
     for name in names {
@@ -127,12 +137,8 @@ pub fn scan<S: Storage>(storage: &S) -> Result<Scan, ScanError> {
             None => out.foreign.push(name),
         }
     }
-    let read = |name: &str| {
-        storage.read(name).map_err(|source| ScanError::Io {
-            name: name.to_string(),
-            source,
-        })
-    };
+    let read =
+        |name: &str| storage.read(name).map_err(|source| ScanError::Io { name: name.to_string(), source });
     let seg_count = segs.len();
     // The seq the next record must have; None before the first segment.
     let mut expected: Option<u64> = None;
@@ -154,10 +160,7 @@ pub fn scan<S: Storage>(storage: &S) -> Result<Scan, ScanError> {
             if base == *name_base {
                 Ok(base)
             } else {
-                Err(HeaderError::NameMismatch {
-                    header: base,
-                    name: *name_base,
-                })
+                Err(HeaderError::NameMismatch { header: base, name: *name_base })
             }
         });
         let base = match header {
@@ -177,18 +180,14 @@ pub fn scan<S: Storage>(storage: &S) -> Result<Scan, ScanError> {
                 out.beyond.push(name.clone());
                 continue;
             }
-            Err(e) => {
-                let torn = matches!(e, HeaderError::Short(_)) && is_last;
+            // Headers are written atomically: a short or bad one is never a crash artifact.
+            Err(_) => {
                 let (found, frames) = resync(&data, 1, want);
                 out.defect = Some(Defect {
                     seq: want,
                     segment: name.clone(),
                     offset: 0,
-                    reason: if torn {
-                        DefectReason::TornTail
-                    } else {
-                        DefectReason::BadSegmentHeader
-                    },
+                    reason: DefectReason::BadSegmentHeader,
                     bytes_after: data.len() as u64,
                     valid_frames_after: found,
                     frames_after: frames,
@@ -222,22 +221,17 @@ pub fn scan<S: Storage>(storage: &S) -> Result<Scan, ScanError> {
             out.last_seq = seq - 1;
             out.records += records;
         }
-        out.segments.push(SegmentSummary {
-            name: name.clone(),
-            base_seq: base,
-            records,
-            bytes: pos,
-        });
+        out.segments.push(SegmentSummary { name: name.clone(), base_seq: base, records, bytes: pos });
         expected = Some(seq);
         if let Some(e) = failure {
             let (found, frames) = resync(&data, pos + 1, seq);
             let reason = match e {
-                FrameError::ShortHeader | FrameError::LengthPastEnd { .. } if found => {
-                    DefectReason::BadLength
-                }
-                FrameError::ShortHeader | FrameError::LengthPastEnd { .. } => {
+                // Only the last segment can end in an unsynced write: a segment is synced
+                // before the next one is started.
+                FrameError::ShortHeader | FrameError::LengthPastEnd { .. } if is_last && !found => {
                     DefectReason::TornTail
                 }
+                FrameError::ShortHeader | FrameError::LengthPastEnd { .. } => DefectReason::BadLength,
                 FrameError::BadMagic(_) => DefectReason::BadMagic,
                 FrameError::BadCrc { .. } => DefectReason::BadCrc,
                 FrameError::VersionZero => DefectReason::BadVersion,
@@ -289,12 +283,10 @@ fn resync(data: &[u8], from: u64, seq: u64) -> (bool, u64) {
         if h[0] == FRAME_MAGIC && h[1] != 0 && o + hdr + len <= data.len() {
             let stored = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
             // CRC(seq ++ rest) = combine(CRC(seq), CRC(rest)): the payload is hashed once.
-            let rest =
-                crc32c::crc32c_append(crc32c::crc32c(&h[1..4]), &data[o + hdr..o + hdr + len]);
+            let rest = crc32c::crc32c_append(crc32c::crc32c(&h[1..4]), &data[o + hdr..o + hdr + len]);
             for j in 0..RESYNC_SEQS {
                 let s = seq + j;
-                if crc32c::crc32c_combine(crc32c::crc32c(&s.to_le_bytes()), rest, 3 + len) == stored
-                {
+                if crc32c::crc32c_combine(crc32c::crc32c(&s.to_le_bytes()), rest, 3 + len) == stored {
                     return (true, count_frames(data, o as u64, s));
                 }
             }
@@ -310,11 +302,7 @@ pub enum ReadError {
     Io { name: String, source: io::Error },
     /// The file changed since it was scanned.
     #[error("record {seq} in {name:?} no longer valid: {error}")]
-    Frame {
-        name: String,
-        seq: u64,
-        error: FrameError,
-    },
+    Frame { name: String, seq: u64, error: FrameError },
 }
 
 /// Reads records in seq order, one segment file in memory at a time. A lending reader: each
@@ -376,14 +364,8 @@ impl<'s, S: Storage> Reader<'s, S> {
                 return Ok(None);
             }
             if self.seq <= self.seg_last && self.pos < self.buf.len() {
-                let (rec, len) =
-                    frame::decode(&self.buf[self.pos..], self.seq).map_err(|error| {
-                        ReadError::Frame {
-                            name: self.name.clone(),
-                            seq: self.seq,
-                            error,
-                        }
-                    })?;
+                let (rec, len) = frame::decode(&self.buf[self.pos..], self.seq)
+                    .map_err(|error| ReadError::Frame { name: self.name.clone(), seq: self.seq, error })?;
                 let start = self.pos;
                 self.pos += len as usize; // within buf, which is a usize-indexed slice
                 self.seq += 1;
@@ -405,10 +387,8 @@ impl<'s, S: Storage> Reader<'s, S> {
             if records == 0 || base + records - 1 < self.from_seq {
                 continue;
             }
-            self.buf = self.storage.read(&name).map_err(|source| ReadError::Io {
-                name: name.clone(),
-                source,
-            })?;
+            self.buf =
+                self.storage.read(&name).map_err(|source| ReadError::Io { name: name.clone(), source })?;
             self.name = name;
             self.pos = SEGMENT_HEADER_LEN as usize;
             self.seq = base;
@@ -428,21 +408,11 @@ mod tests {
     fn log_storage() -> MemStorage {
         let cfg = LogConfig {
             segment_bytes: 100,
-            flush: FlushPolicy {
-                max_records: 2,
-                max_bytes: 1 << 20,
-                max_value: 0,
-            },
+            flush: FlushPolicy { max_records: 2, max_bytes: 1 << 20, max_value: 0 },
         };
         let (mut log, _) = Log::open(MemStorage::new(), cfg).unwrap();
         for seq in 1..=12u64 {
-            log.append(
-                1 + (seq % 2) as u8,
-                format!("rec {seq:02}").as_bytes(),
-                0,
-                false,
-            )
-            .unwrap();
+            log.append(1 + (seq % 2) as u8, format!("rec {seq:02}").as_bytes(), 0, false).unwrap();
         }
         let mut s = log.into_storage();
         s.write_atomic("snapshots.redb", b"not ours").unwrap();
@@ -454,10 +424,7 @@ mod tests {
         let s = log_storage();
         let scan = scan(&s).unwrap();
         assert_eq!(scan.defect, None);
-        assert_eq!(
-            (scan.records, scan.first_seq, scan.last_seq, scan.next_seq),
-            (12, 1, 12, 13)
-        );
+        assert_eq!((scan.records, scan.first_seq, scan.last_seq, scan.next_seq), (12, 1, 12, 13));
         assert_eq!(scan.versions, BTreeMap::from([(1, 6), (2, 6)]));
         assert_eq!(scan.foreign, vec!["snapshots.redb".to_string()]);
         // Frames are 14 bytes: 4 per 100-byte segment.
@@ -498,10 +465,7 @@ mod tests {
         let before = s.clone().list().unwrap();
         let scan2 = scan(&s).unwrap();
         let d = scan2.defect.unwrap();
-        assert_eq!(
-            (d.seq, d.offset, d.reason, d.valid_frames_after),
-            (2, 46, DefectReason::BadMagic, true)
-        );
+        assert_eq!((d.seq, d.offset, d.reason, d.valid_frames_after), (2, 46, DefectReason::BadMagic, true));
         assert_eq!(d.frames_after, 2 + 4 + 4);
         assert_eq!(scan2.beyond, vec![segment_name(5), segment_name(9)]);
         assert_eq!(scan2.last_seq, 1);
@@ -510,10 +474,7 @@ mod tests {
         // A corrupted length that runs past the end, with frames behind it.
         let mut s = log_storage();
         s.bytes_mut(&first).unwrap()[32 + 14 + 3] = 0xFF;
-        assert_eq!(
-            scan(&s).unwrap().defect.unwrap().reason,
-            DefectReason::BadLength
-        );
+        assert_eq!(scan(&s).unwrap().defect.unwrap().reason, DefectReason::BadLength);
     }
 
     #[test]
@@ -521,29 +482,69 @@ mod tests {
         let mut s = log_storage();
         s.bytes_mut(&segment_name(5)).unwrap()[0] = b'X';
         let d = scan(&s).unwrap().defect.unwrap();
-        assert_eq!(
-            (d.seq, d.reason, d.valid_frames_after),
-            (5, DefectReason::BadSegmentHeader, true)
-        );
+        assert_eq!((d.seq, d.reason, d.valid_frames_after), (5, DefectReason::BadSegmentHeader, true));
 
         let mut s = log_storage();
-        s.write_atomic(&segment_name(100), &crate::segment::encode_header(100))
-            .unwrap();
+        s.write_atomic(&segment_name(100), &crate::segment::encode_header(100)).unwrap();
         let d = scan(&s).unwrap().defect.unwrap();
-        assert_eq!(
-            (d.seq, d.reason, d.segment),
-            (13, DefectReason::SeqGap, segment_name(100))
-        );
+        assert_eq!((d.seq, d.reason, d.segment), (13, DefectReason::SeqGap, segment_name(100)));
 
         // Zeroed first header: the seq comes from the file name.
         let mut s = log_storage();
         s.bytes_mut(&segment_name(1)).unwrap()[..32].fill(0);
         let scan = scan(&s).unwrap();
         let d = scan.defect.unwrap();
-        assert_eq!(
-            (d.seq, d.reason, scan.records, scan.next_seq),
-            (1, DefectReason::BadSegmentHeader, 0, 1)
-        );
+        assert_eq!((d.seq, d.reason, scan.records, scan.next_seq), (1, DefectReason::BadSegmentHeader, 0, 1));
+    }
+
+    #[test]
+    fn a_short_segment_file_is_a_bad_header_not_a_torn_tail() {
+        // Headers are written atomically: a short one is never a crash artifact.
+        for bytes in [&b"not ours"[..], &b""[..], &b"LMSG"[..]] {
+            let mut s = log_storage();
+            s.write_atomic(&segment_name(13), bytes).unwrap();
+            let scan = scan(&s).unwrap();
+            let d = scan.defect.clone().unwrap();
+            assert_eq!(
+                (d.seq, d.reason, d.valid_frames_after),
+                (13, DefectReason::BadSegmentHeader, false),
+                "{bytes:?}"
+            );
+            assert!(!scan.is_torn_tail());
+        }
+        // Alone in the directory, too.
+        let mut s = MemStorage::new();
+        s.write_atomic(&segment_name(1), b"hi").unwrap();
+        let scan = scan(&s).unwrap();
+        assert_eq!(scan.defect.unwrap().reason, DefectReason::BadSegmentHeader);
+    }
+
+    #[test]
+    fn only_the_end_of_the_last_segment_can_be_a_torn_tail() {
+        let mut s = log_storage();
+        let last = segment_name(9);
+        let len = s.size(&last).unwrap();
+        s.truncate(&last, len - 3).unwrap();
+        assert!(scan(&s).unwrap().is_torn_tail());
+        // Garbage with nothing valid after it, in the last segment: what a crash leaves.
+        let mut s = log_storage();
+        let len = s.size(&last).unwrap() as usize;
+        s.bytes_mut(&last).unwrap()[len - 14..].fill(0xEE);
+        let scan1 = scan(&s).unwrap();
+        assert_eq!(scan1.defect.as_ref().unwrap().reason, DefectReason::BadMagic);
+        assert!(scan1.is_torn_tail());
+        // The same cut in a segment followed by another segment file is damage.
+        let mut s = log_storage();
+        let mid = segment_name(5);
+        let len = s.size(&mid).unwrap();
+        s.truncate(&mid, len - 3).unwrap();
+        s.remove(&last).unwrap();
+        s.write_atomic(&last, b"garbage").unwrap();
+        let scan2 = scan(&s).unwrap();
+        let d = scan2.defect.clone().unwrap();
+        assert_eq!((d.seq, d.reason, d.valid_frames_after), (8, DefectReason::BadLength, false));
+        assert!(!scan2.is_torn_tail());
+        assert!(!self::scan(&MemStorage::new()).unwrap().is_torn_tail());
     }
 
     #[test]

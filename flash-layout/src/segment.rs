@@ -51,13 +51,17 @@ pub fn encode_header(base_seq: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
 }
 
 /// Decodes and checks a segment header from the start of a file's bytes; returns the base seq.
+///
+/// A file whose first bytes disagree with the magic is `BadMagic` even when it is too short for
+/// a header (it is not a segment); `Short` is for a file that holds a prefix of the magic.
 pub fn decode_header(bytes: &[u8]) -> Result<u64, HeaderError> {
+    let magic = bytes.len().min(SEGMENT_MAGIC.len());
+    if bytes[..magic] != SEGMENT_MAGIC[..magic] {
+        return Err(HeaderError::BadMagic);
+    }
     let Some(h) = bytes.get(..SEGMENT_HEADER_LEN as usize) else {
         return Err(HeaderError::Short(bytes.len() as u64));
     };
-    if h[0..4] != SEGMENT_MAGIC {
-        return Err(HeaderError::BadMagic);
-    }
     let stored = u32::from_le_bytes([h[28], h[29], h[30], h[31]]);
     if crc32c::crc32c(&h[..28]) != stored {
         return Err(HeaderError::BadCrc);
@@ -129,23 +133,20 @@ mod tests {
         b[9] = 1;
         assert_eq!(decode_header(&b), Err(HeaderError::BadCrc));
         assert_eq!(decode_header(&[0u8; 32]), Err(HeaderError::BadMagic));
-        assert_eq!(
-            decode_header(&encode_header(0)),
-            Err(HeaderError::BaseSeqZero)
-        );
+        // A file too short for a header but whose bytes disagree with the magic is not ours.
+        assert_eq!(decode_header(b"LMX"), Err(HeaderError::BadMagic));
+        assert_eq!(decode_header(b"hello"), Err(HeaderError::BadMagic));
+        assert_eq!(decode_header(b"LM"), Err(HeaderError::Short(2)));
+        assert_eq!(decode_header(b""), Err(HeaderError::Short(0)));
+        assert_eq!(decode_header(&encode_header(0)), Err(HeaderError::BaseSeqZero));
     }
 
     #[test]
     fn names_sort_in_seq_order_and_parse_back() {
-        let mut names: Vec<String> = [300u64, 1, 0x1_0000_0000, 17]
-            .iter()
-            .map(|&s| segment_name(s))
-            .collect();
+        let mut names: Vec<String> =
+            [300u64, 1, 0x1_0000_0000, 17].iter().map(|&s| segment_name(s)).collect();
         names.sort();
-        let bases: Vec<u64> = names
-            .iter()
-            .map(|n| parse_segment_name(n).unwrap())
-            .collect();
+        let bases: Vec<u64> = names.iter().map(|n| parse_segment_name(n).unwrap()).collect();
         assert_eq!(bases, vec![1, 17, 300, 0x1_0000_0000]);
         assert_eq!(segment_name(1), "seg-0000000000000001.log");
         for bad in [

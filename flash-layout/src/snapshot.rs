@@ -45,10 +45,7 @@ impl SnapshotStore {
     /// Opens or creates the database file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, SnapshotError> {
         let path = path.as_ref().to_path_buf();
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(db_err)?;
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(&path).map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
         txn.open_table(SNAPSHOTS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
@@ -79,11 +76,22 @@ impl SnapshotStore {
 
     /// The newest snapshot whose CRC verifies, with its seq.
     pub fn latest(&self) -> Result<Option<(u64, Vec<u8>)>, SnapshotError> {
-        Ok(self
-            .all()?
-            .into_iter()
-            .rev()
-            .find_map(|(seq, value, ok)| ok.then_some((seq, value))))
+        self.at_or_before(u64::MAX)
+    }
+
+    /// The newest snapshot with seq `<= seq` whose CRC verifies, with its seq: the state a
+    /// replay to `seq` can start from (then the log records after it). Damaged snapshots are
+    /// skipped for older ones.
+    pub fn at_or_before(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>, SnapshotError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(SNAPSHOTS).map_err(db_err)?;
+        for entry in table.range(..=seq).map_err(db_err)?.rev() {
+            let (k, v) = entry.map_err(db_err)?;
+            if let Some(bytes) = verified(k.value(), v.value()) {
+                return Ok(Some((k.value(), bytes.to_vec())));
+            }
+        }
+        Ok(None)
     }
 
     /// Seqs of the snapshots kept, oldest first, valid or not.
@@ -98,15 +106,11 @@ impl SnapshotStore {
         let mut out = Vec::new();
         for entry in table.iter().map_err(db_err)? {
             let (k, v) = entry.map_err(db_err)?;
-            let (seq, value) = (k.value(), v.value());
-            // The value is untrusted: shorter than its CRC means damaged.
-            let ok_entry = match value.split_first_chunk::<4>() {
-                Some((crc, bytes)) if u32::from_le_bytes(*crc) == snapshot_crc(seq, bytes) => {
-                    (seq, bytes.to_vec(), true)
-                }
-                _ => (seq, Vec::new(), false),
-            };
-            out.push(ok_entry);
+            let seq = k.value();
+            out.push(match verified(seq, v.value()) {
+                Some(bytes) => (seq, bytes.to_vec(), true),
+                None => (seq, Vec::new(), false),
+            });
         }
         Ok(out)
     }
@@ -128,12 +132,16 @@ impl SnapshotStore {
     #[cfg(test)]
     fn write_raw(&mut self, seq: u64, value: &[u8]) {
         let txn = self.db.begin_write().unwrap();
-        txn.open_table(SNAPSHOTS)
-            .unwrap()
-            .insert(seq, value)
-            .unwrap();
+        txn.open_table(SNAPSHOTS).unwrap().insert(seq, value).unwrap();
         txn.commit().unwrap();
     }
+}
+
+/// The snapshot bytes of stored `value` at `seq`, if its CRC verifies. The value is
+/// untrusted: shorter than its CRC means damaged.
+fn verified(seq: u64, value: &[u8]) -> Option<&[u8]> {
+    let (crc, bytes) = value.split_first_chunk::<4>()?;
+    (u32::from_le_bytes(*crc) == snapshot_crc(seq, bytes)).then_some(bytes)
 }
 
 fn snapshot_crc(seq: u64, bytes: &[u8]) -> u32 {
@@ -178,6 +186,28 @@ mod tests {
         assert_eq!(s.latest().unwrap(), None);
     }
 
+    #[test]
+    fn at_or_before_is_the_newest_valid_snapshot_not_past_the_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SnapshotStore::open(dir.path().join(SNAPSHOT_FILE)).unwrap();
+        assert_eq!(s.at_or_before(u64::MAX).unwrap(), None);
+        s.write(12, b"twelve").unwrap();
+        s.write(20, b"twenty").unwrap();
+        assert_eq!(s.at_or_before(11).unwrap(), None);
+        assert_eq!(s.at_or_before(0).unwrap(), None);
+        for seq in [12, 13, 19] {
+            assert_eq!(s.at_or_before(seq).unwrap(), Some((12, b"twelve".to_vec())));
+        }
+        for seq in [20, 21, u64::MAX] {
+            assert_eq!(s.at_or_before(seq).unwrap(), Some((20, b"twenty".to_vec())));
+        }
+        // A damaged one is skipped for the older one.
+        s.write_raw(20, b"bad crc and bytes");
+        assert_eq!(s.at_or_before(25).unwrap(), Some((12, b"twelve".to_vec())));
+        s.write_raw(12, b"xy");
+        assert_eq!(s.at_or_before(25).unwrap(), None);
+    }
+
     /// The redb file size for small snapshots (reported in FORMAT.md "Snapshots").
     #[test]
     fn file_size_for_small_snapshots_stays_bounded() {
@@ -191,7 +221,9 @@ mod tests {
         let after = s.disk_bytes().unwrap();
         s.compact().unwrap();
         let compacted = s.disk_bytes().unwrap();
-        eprintln!("redb file: empty {empty} B, after 200 x 4 KiB snapshots {after} B, compacted {compacted} B");
+        eprintln!(
+            "redb file: empty {empty} B, after 200 x 4 KiB snapshots {after} B, compacted {compacted} B"
+        );
         assert_eq!(s.seqs().unwrap(), vec![19_900, 20_000]);
         // Two 4 KiB snapshots must not cost more than 256 KiB of flash, however many were written.
         assert!(after <= 256 << 10, "redb file grew to {after} bytes");

@@ -45,11 +45,21 @@ impl DirStorage {
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         let dir = path.as_ref().to_path_buf();
         fs::create_dir_all(&dir)?;
-        Ok(Self {
-            dir,
-            handles: HashMap::new(),
-            syncs: 0,
-        })
+        Ok(Self { dir, handles: HashMap::new(), syncs: 0 })
+    }
+
+    /// Opens the existing directory `path`, never creating it: for readers that must not
+    /// change what they inspect. Errors: `NotFound` if it does not exist, `NotADirectory` if it
+    /// is something else.
+    pub fn open_existing(path: impl AsRef<Path>) -> io::Result<Self> {
+        let dir = path.as_ref().to_path_buf();
+        if !fs::metadata(&dir)?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        Ok(Self { dir, handles: HashMap::new(), syncs: 0 })
     }
 
     pub fn path(&self) -> &Path {
@@ -63,10 +73,7 @@ impl DirStorage {
 
     fn file(&self, name: &str) -> io::Result<PathBuf> {
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("bad file name {name:?}"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad file name {name:?}")));
         }
         Ok(self.dir.join(name))
     }
@@ -110,10 +117,7 @@ impl Storage for DirStorage {
     }
 
     fn create(&mut self, name: &str) -> io::Result<()> {
-        let f = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(self.file(name)?)?;
+        let f = OpenOptions::new().append(true).create_new(true).open(self.file(name)?)?;
         self.handles.insert(name.to_string(), f);
         self.sync_dir()
     }
@@ -131,10 +135,7 @@ impl Storage for DirStorage {
         let path = self.file(name)?;
         let f = OpenOptions::new().write(true).open(path)?;
         if len > f.metadata()?.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "truncate past end",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "truncate past end"));
         }
         f.set_len(len)?;
         self.syncs += 1;
@@ -243,12 +244,8 @@ impl MemStorage {
             let durable = file.durable as usize; // <= data.len(), which fits in memory
             let unsynced = file.data.len() - durable;
             let mode = match mode {
-                CrashMode::Any => [
-                    CrashMode::KeepAll,
-                    CrashMode::Torn,
-                    CrashMode::Lost,
-                    CrashMode::Garbage,
-                ][(rng.next() % 4) as usize],
+                CrashMode::Any => [CrashMode::KeepAll, CrashMode::Torn, CrashMode::Lost, CrashMode::Garbage]
+                    [(rng.next() % 4) as usize],
                 m => m,
             };
             let cut = rng.below(unsynced as u64 + 1) as usize;
@@ -324,10 +321,7 @@ impl Storage for MemStorage {
     fn create(&mut self, name: &str) -> io::Result<()> {
         self.fail_if_next_op()?;
         if self.files.contains_key(name) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                name.to_string(),
-            ));
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, name.to_string()));
         }
         self.files.insert(name.to_string(), MemFile::default());
         Ok(())
@@ -374,10 +368,7 @@ impl Storage for MemStorage {
         self.fail_if_next_op()?;
         let file = self.get_mut(name)?;
         if len > file.data.len() as u64 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "truncate past end",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "truncate past end"));
         }
         file.data.truncate(len as usize);
         file.durable = file.durable.min(len);
@@ -386,19 +377,12 @@ impl Storage for MemStorage {
 
     fn remove(&mut self, name: &str) -> io::Result<()> {
         self.fail_if_next_op()?;
-        self.files
-            .remove(name)
-            .map(|_| ())
-            .ok_or_else(|| not_found(name))
+        self.files.remove(name).map(|_| ()).ok_or_else(|| not_found(name))
     }
 
     fn write_atomic(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
         self.fail_if_next_op()?;
-        let file = MemFile {
-            data: bytes.to_vec(),
-            durable: bytes.len() as u64,
-            lost: None,
-        };
+        let file = MemFile { data: bytes.to_vec(), durable: bytes.len() as u64, lost: None };
         self.files.insert(name.to_string(), file);
         Ok(())
     }
@@ -429,10 +413,7 @@ mod tests {
 
     fn exercise(s: &mut impl Storage) {
         s.create("a").unwrap();
-        assert_eq!(
-            s.create("a").unwrap_err().kind(),
-            io::ErrorKind::AlreadyExists
-        );
+        assert_eq!(s.create("a").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
         s.append("a", b"hello ").unwrap();
         s.append("a", b"world").unwrap();
         s.sync("a").unwrap();
@@ -460,6 +441,23 @@ mod tests {
         exercise(&mut s);
         assert!(s.syncs() >= 5);
         assert!(s.read("../x").is_err());
+    }
+
+    #[test]
+    fn dir_storage_open_existing_never_creates() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let err = DirStorage::open_existing(&missing).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(!missing.exists());
+        let file = dir.path().join("file");
+        fs::write(&file, b"x").unwrap();
+        let err = DirStorage::open_existing(&file).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotADirectory);
+        let mut s = DirStorage::open_existing(dir.path()).unwrap();
+        assert_eq!(s.path(), dir.path());
+        s.write_atomic("a", b"1").unwrap();
+        assert_eq!(s.list().unwrap(), vec!["a".to_string(), "file".to_string()]);
     }
 
     #[test]

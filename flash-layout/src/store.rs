@@ -14,9 +14,7 @@ use std::path::Path;
 use thiserror::Error;
 
 use crate::frame::frame_len;
-use crate::log::{
-    is_quarantine_name, Appended, Log, LogConfig, LogError, Recovery, Removed, Retention,
-};
+use crate::log::{is_quarantine_name, Appended, Log, LogConfig, LogError, Recovery, Removed, Retention};
 use crate::scan::ReadError;
 use crate::segment::SEGMENT_HEADER_LEN;
 use crate::snapshot::{SnapshotError, SnapshotStore, SNAPSHOT_FILE};
@@ -122,24 +120,14 @@ impl<S: Storage> Store<S> {
             }
         }
         let mut quarantine_bytes = 0;
-        let io = |op, source| LogError::Io {
-            op,
-            name: String::new(),
-            source,
-        };
+        let io = |op, source| LogError::Io { op, name: String::new(), source };
         for name in log.storage().list().map_err(|e| io("list", e))? {
             if is_quarantine_name(&name) {
                 quarantine_bytes += log.storage().size(&name).map_err(|e| io("size", e))?;
             }
         }
         let snapshot_bytes = snapshots.disk_bytes()?;
-        let store = Self {
-            log,
-            snapshots,
-            budget,
-            snapshot_bytes,
-            quarantine_bytes,
-        };
+        let store = Self { log, snapshots, budget, snapshot_bytes, quarantine_bytes };
         Ok((store, recovery))
     }
 
@@ -155,9 +143,7 @@ impl<S: Storage> Store<S> {
         let max = if urgent {
             self.budget.max_bytes
         } else {
-            self.budget
-                .max_bytes
-                .saturating_sub(self.budget.urgent_reserve_bytes)
+            self.budget.max_bytes.saturating_sub(self.budget.urgent_reserve_bytes)
         };
         let used = self.usage_bytes();
         // Counts a segment header too, in case this record starts a new segment.
@@ -177,10 +163,7 @@ impl<S: Storage> Store<S> {
     /// within the retention window. Flushes first if `seq` is not yet durable.
     pub fn snapshot(&mut self, seq: u64, bytes: &[u8]) -> Result<Removed, StoreError> {
         if seq > self.log.last_seq() {
-            return Err(StoreError::SnapshotAhead {
-                seq,
-                last_seq: self.log.last_seq(),
-            });
+            return Err(StoreError::SnapshotAhead { seq, last_seq: self.log.last_seq() });
         }
         if seq > self.log.durable_seq() {
             self.log.flush()?;
@@ -188,9 +171,7 @@ impl<S: Storage> Store<S> {
         self.snapshots.write(seq, bytes)?;
         self.snapshot_bytes = self.snapshots.disk_bytes()?;
         let oldest = self.snapshots.seqs()?.first().copied().unwrap_or(0);
-        Ok(self
-            .log
-            .remove_segments_before(oldest + 1, self.budget.retention)?)
+        Ok(self.log.remove_segments_before(oldest + 1, self.budget.retention)?)
     }
 
     /// Rebuilds the state: the newest valid snapshot (or `init()`), then every durable record
@@ -202,27 +183,19 @@ impl<S: Storage> Store<S> {
         mut apply: impl FnMut(&mut T, u64, u8, &[u8]) -> Result<(), E>,
     ) -> Result<(T, u64), RestoreError<E>> {
         let (mut state, mut last) = match self.snapshots.latest()? {
-            Some((seq, bytes)) => (
-                decode_snapshot(&bytes).map_err(|error| RestoreError::Decode { seq, error })?,
-                seq,
-            ),
+            Some((seq, bytes)) => {
+                (decode_snapshot(&bytes).map_err(|error| RestoreError::Decode { seq, error })?, seq)
+            }
             None => (init(), 0),
         };
         let needed = last + 1;
         if self.log.durable_seq() >= needed && self.log.first_seq() > needed {
-            return Err(RestoreError::Gap {
-                needed,
-                first_seq: self.log.first_seq(),
-            });
+            return Err(RestoreError::Gap { needed, first_seq: self.log.first_seq() });
         }
         let mut reader = self.log.read_from(needed);
         while let Some(rec) = reader.next()? {
-            apply(&mut state, rec.seq, rec.version, rec.payload).map_err(|error| {
-                RestoreError::Apply {
-                    seq: rec.seq,
-                    error,
-                }
-            })?;
+            apply(&mut state, rec.seq, rec.version, rec.payload)
+                .map_err(|error| RestoreError::Apply { seq: rec.seq, error })?;
             last = rec.seq;
         }
         Ok((state, last))
@@ -230,10 +203,7 @@ impl<S: Storage> Store<S> {
 
     /// Bytes on flash (and about to be): segments, pending batch, snapshots, quarantine.
     pub fn usage_bytes(&self) -> u64 {
-        self.log.disk_bytes()
-            + self.log.pending_bytes()
-            + self.snapshot_bytes
-            + self.quarantine_bytes
+        self.log.disk_bytes() + self.log.pending_bytes() + self.snapshot_bytes + self.quarantine_bytes
     }
 
     pub fn budget(&self) -> Budget {

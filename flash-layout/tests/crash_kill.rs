@@ -24,11 +24,7 @@ const SEED: u64 = 0x1A57_3113;
 fn config() -> LogConfig {
     LogConfig {
         segment_bytes: 4096, // small, so kills also land around segment rolls
-        flush: FlushPolicy {
-            max_records: 8,
-            max_bytes: 1024,
-            max_value: 100,
-        },
+        flush: FlushPolicy { max_records: 8, max_bytes: 1024, max_value: 100 },
     }
 }
 
@@ -43,15 +39,8 @@ fn mix(mut z: u64) -> u64 {
 fn record(seq: u64) -> (u8, Vec<u8>, u128, bool) {
     let h = mix(seq);
     let len = (h % 120) as usize;
-    let payload = (0..len)
-        .map(|i| (mix(seq ^ (i as u64) << 32) >> 7) as u8)
-        .collect();
-    (
-        (h >> 8) as u8 % 3 + 1,
-        payload,
-        u128::from((h >> 16) % 40),
-        h >> 24 & 31 == 0,
-    )
+    let payload = (0..len).map(|i| (mix(seq ^ (i as u64) << 32) >> 7) as u8).collect();
+    ((h >> 8) as u8 % 3 + 1, payload, u128::from((h >> 16) % 40), h >> 24 & 31 == 0)
 }
 
 fn child(dir: &str) -> ! {
@@ -62,8 +51,7 @@ fn child(dir: &str) -> ! {
     loop {
         let seq = log.last_seq() + 1;
         let (version, payload, value, urgent) = record(seq);
-        log.append(version, &payload, value, urgent)
-            .expect("child: append");
+        log.append(version, &payload, value, urgent).expect("child: append");
         if seq % 29 == 0 {
             log.flush().expect("child: flush"); // the caller's timer
         }
@@ -114,11 +102,7 @@ fn sigkill_never_loses_a_reported_durable_record() {
             max
         });
         // A quarter of the kills land early (often inside open/recovery), the rest mid-run.
-        let delay_us = if r.is_multiple_of(4) {
-            (r >> 8) % 8_000
-        } else {
-            8_000 + (r >> 8) % 40_000
-        };
+        let delay_us = if r.is_multiple_of(4) { (r >> 8) % 8_000 } else { 8_000 + (r >> 8) % 40_000 };
         std::thread::sleep(Duration::from_micros(delay_us));
         child.kill().unwrap(); // SIGKILL, to this child's pid only
         child.wait().unwrap();
@@ -127,10 +111,7 @@ fn sigkill_never_loses_a_reported_durable_record() {
 
         let (log, recovery) = Log::open(DirStorage::open(dir.path()).unwrap(), config()).unwrap();
         if let Some(cut) = &recovery.cut {
-            assert_eq!(
-                cut.quarantined, None,
-                "trial {trial}: a process crash damaged the middle: {cut:?}"
-            );
+            assert_eq!(cut.quarantined, None, "trial {trial}: a process crash damaged the middle: {cut:?}");
         }
         let mut rd = log.read_from(1);
         let mut n = 0u64;
@@ -138,29 +119,13 @@ fn sigkill_never_loses_a_reported_durable_record() {
             n += 1;
             assert_eq!(rec.seq, n, "trial {trial}");
             let (version, payload, _, _) = record(rec.seq);
-            assert_eq!(
-                (rec.version, rec.payload),
-                (version, &payload[..]),
-                "trial {trial} seq {n}"
-            );
+            assert_eq!((rec.version, rec.payload), (version, &payload[..]), "trial {trial} seq {n}");
         }
-        assert!(
-            n >= max_durable_seen,
-            "trial {trial}: recovered {n} < reported durable {max_durable_seen}"
-        );
+        assert!(n >= max_durable_seen, "trial {trial}: recovered {n} < reported durable {max_durable_seen}");
         total_recovered += n;
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "too slow: trial {trial}"
-        );
+        assert!(started.elapsed() < Duration::from_secs(90), "too slow: trial {trial}");
     }
     // The kills must have landed while records were flowing, or the test proves nothing.
-    assert!(
-        total_recovered > TRIALS * 10,
-        "children wrote too little: {total_recovered}"
-    );
-    eprintln!(
-        "{TRIALS} kills, {total_recovered} records recovered in {:?}",
-        started.elapsed()
-    );
+    assert!(total_recovered > TRIALS * 10, "children wrote too little: {total_recovered}");
+    eprintln!("{TRIALS} kills, {total_recovered} records recovered in {:?}", started.elapsed());
 }

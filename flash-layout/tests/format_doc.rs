@@ -8,16 +8,10 @@ const FORMAT_MD: &str = include_str!("../FORMAT.md");
 
 /// The bytes in the fenced block tagged `tag`.
 fn block(tag: &str) -> Vec<u8> {
-    let start = FORMAT_MD
-        .find(&format!("```{tag}\n"))
-        .unwrap_or_else(|| panic!("no {tag} block"))
-        + tag.len()
-        + 4;
+    let start =
+        FORMAT_MD.find(&format!("```{tag}\n")).unwrap_or_else(|| panic!("no {tag} block")) + tag.len() + 4;
     let end = start + FORMAT_MD[start..].find("```").unwrap();
-    FORMAT_MD[start..end]
-        .split_whitespace()
-        .map(|h| u8::from_str_radix(h, 16).unwrap())
-        .collect()
+    FORMAT_MD[start..end].split_whitespace().map(|h| u8::from_str_radix(h, 16).unwrap()).collect()
 }
 
 #[test]
@@ -34,8 +28,5 @@ fn frame_example() {
     frame::encode(&mut encoded, 1, 1, b"hi").unwrap();
     assert_eq!(bytes, encoded);
     let (rec, len) = frame::decode(&bytes, 1).unwrap();
-    assert_eq!(
-        (rec.seq, rec.version, rec.payload, len),
-        (1, 1, &b"hi"[..], 10)
-    );
+    assert_eq!((rec.seq, rec.version, rec.payload, len), (1, 1, &b"hi"[..], 10));
 }

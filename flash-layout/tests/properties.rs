@@ -9,15 +9,24 @@
 //! - a flipped byte, a copied or zeroed segment header, a truncated segment file: exactly the
 //!   records before the first damaged one are recovered;
 //! - a lying fsync: only the prefix guarantee holds (the log cannot know what never reached
-//!   flash), and the lost range is quarantined when valid frames follow it.
+//!   flash), and the lost range is quarantined unless it is a torn tail of the last segment;
+//! - a stray file named like the next segment (short, or without the segment magic): all the
+//!   records are kept and the file is quarantined.
+//!
+//! And in every case, every byte recovery removed or truncated is in a quarantine file it
+//! wrote, unless it was a torn tail of the last segment (`assert_cut_bytes_kept`).
 //!
 //! The same damage under a [`Store`] with snapshots (`store_recovery_never_skips_new_records`):
 //! whether or not the damage cut the log below the newest snapshot, the restored state is
 //! exactly a prefix of what was appended reaching at least the snapshot, and every record
 //! appended after recovery is in every later restore, after a reopen too.
 
+use std::collections::BTreeMap;
+
+use flash_layout::log::{is_quarantine_name, quarantine_pieces};
+use flash_layout::segment::segment_name;
 use flash_layout::{
-    Budget, CrashMode, Fault, FlushPolicy, Log, LogConfig, MemStorage, Retention, SnapshotStore,
+    scan, Budget, CrashMode, Fault, FlushPolicy, Log, LogConfig, MemStorage, Retention, SnapshotStore,
     Storage, Store,
 };
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
@@ -57,6 +66,12 @@ enum Damage {
         file: usize,
         offset: usize,
     },
+    /// A file named like the next segment that is not one: shorter than a header, or not
+    /// starting with the segment magic (never a crash artifact: headers are written atomically).
+    StraySegment {
+        len: usize,
+        magic: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -74,44 +89,25 @@ impl Arbitrary for Case {
         let records = (0..n)
             .map(|_| Rec {
                 version: u8::arbitrary(g) % 3 + 1,
-                payload: (0..usize::arbitrary(g) % 40)
-                    .map(|_| u8::arbitrary(g))
-                    .collect(),
+                payload: (0..usize::arbitrary(g) % 40).map(|_| u8::arbitrary(g)).collect(),
                 urgent: u8::arbitrary(g) % 8 == 0,
                 flush_after: u8::arbitrary(g) % 6 == 0,
             })
             .collect();
-        let modes = [
-            CrashMode::KeepAll,
-            CrashMode::Torn,
-            CrashMode::Lost,
-            CrashMode::Garbage,
-            CrashMode::Any,
-        ];
-        let damage = match u8::arbitrary(g) % 6 {
-            0 => Damage::Crash {
-                mode: *g.choose(&modes).expect("non-empty"),
-                at: usize::arbitrary(g),
-            },
-            1 => Damage::LostSync {
-                at: usize::arbitrary(g),
-            },
+        let modes =
+            [CrashMode::KeepAll, CrashMode::Torn, CrashMode::Lost, CrashMode::Garbage, CrashMode::Any];
+        let damage = match u8::arbitrary(g) % 7 {
+            0 => Damage::Crash { mode: *g.choose(&modes).expect("non-empty"), at: usize::arbitrary(g) },
+            1 => Damage::LostSync { at: usize::arbitrary(g) },
             2 => Damage::Flip {
                 file: usize::arbitrary(g),
                 offset: usize::arbitrary(g),
                 xor: u8::arbitrary(g) | 1,
             },
-            3 => Damage::CopyHeader {
-                from: usize::arbitrary(g),
-                to: usize::arbitrary(g),
-            },
-            4 => Damage::ZeroHeader {
-                file: usize::arbitrary(g),
-            },
-            _ => Damage::Truncate {
-                file: usize::arbitrary(g),
-                offset: usize::arbitrary(g),
-            },
+            3 => Damage::CopyHeader { from: usize::arbitrary(g), to: usize::arbitrary(g) },
+            4 => Damage::ZeroHeader { file: usize::arbitrary(g) },
+            5 => Damage::Truncate { file: usize::arbitrary(g), offset: usize::arbitrary(g) },
+            _ => Damage::StraySegment { len: usize::arbitrary(g), magic: bool::arbitrary(g) },
         };
         Case {
             records,
@@ -126,11 +122,7 @@ impl Arbitrary for Case {
 fn config(c: &Case) -> LogConfig {
     LogConfig {
         segment_bytes: c.segment_bytes,
-        flush: FlushPolicy {
-            max_records: c.max_records,
-            max_bytes: 1 << 20,
-            max_value: u128::MAX,
-        },
+        flush: FlushPolicy { max_records: c.max_records, max_bytes: 1 << 20, max_value: u128::MAX },
     }
 }
 
@@ -163,6 +155,64 @@ fn seq_at(data: &[u8], base: u64, offset: usize) -> u64 {
         seq += 1;
     }
     seq
+}
+
+/// The bytes of a stray segment file (see `Damage::StraySegment`).
+fn stray_bytes(len: usize, magic: bool) -> Vec<u8> {
+    if magic {
+        let mut b = b"LMSG".to_vec();
+        b.resize(4 + len % 28, 0);
+        b
+    } else {
+        vec![b'x'; len % 80]
+    }
+}
+
+/// Writes a stray segment file named after every existing segment.
+fn add_stray_segment(storage: &mut MemStorage, len: usize, magic: bool) {
+    let next = layout(storage).last().map_or(1, |(_, base, _)| base + 1);
+    storage.write_atomic(&segment_name(next), &stray_bytes(len, magic)).unwrap();
+}
+
+/// The recovery rule (FORMAT.md "Recovery"): every byte of a segment file that recovery
+/// removed or truncated is in a quarantine file it wrote, except a torn tail: the end of the
+/// last segment file, past its header, with no valid frame after the defect.
+fn assert_cut_bytes_kept(before: &MemStorage, after: &MemStorage) {
+    let old: Vec<String> = before.list().unwrap();
+    let mut covered: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    for q in after.list().unwrap() {
+        if !is_quarantine_name(&q) || old.contains(&q) {
+            continue;
+        }
+        let data = after.read(&q).unwrap();
+        for p in quarantine_pieces(&data).expect("well-formed quarantine file") {
+            let orig = before.read(p.name).unwrap();
+            let from = p.offset as usize;
+            assert_eq!(&orig[from..from + p.bytes.len()], p.bytes, "{q}: {}", p.name);
+            covered.entry(p.name.to_string()).or_insert_with(|| vec![false; orig.len()])
+                [from..from + p.bytes.len()]
+                .fill(true);
+        }
+    }
+    let segs = layout(before);
+    // A defect in the frames (past the header) with no valid frame after it.
+    let torn = scan(before).unwrap().defect.filter(|d| !d.valid_frames_after && d.offset >= 32);
+    for (i, (name, _, data)) in segs.iter().enumerate() {
+        let kept = match after.read(name) {
+            Ok(now) if data.starts_with(&now) => now.len(),
+            _ => 0,
+        };
+        // Only in the last segment file may the end go without quarantine.
+        let end = match &torn {
+            Some(d) if d.segment == *name && i + 1 == segs.len() => d.offset as usize,
+            _ => data.len(),
+        };
+        let c = covered.get(name);
+        assert!(
+            (kept..end).all(|b| c.is_some_and(|c| c[b])),
+            "bytes {kept}..{end} of {name} removed without quarantine"
+        );
+    }
 }
 
 fn prop(c: Case) -> TestResult {
@@ -226,9 +276,7 @@ fn check(c: Case) {
                 storage.bytes_mut(name).unwrap()[off] ^= xor;
             }
         }
-        Damage::CopyHeader { from, to }
-            if segs.len() > 1 && from % segs.len() != to % segs.len() =>
-        {
+        Damage::CopyHeader { from, to } if segs.len() > 1 && from % segs.len() != to % segs.len() => {
             let (_, _, src) = pick(from);
             let (name, base, _) = pick(to);
             let h = src[..32].to_vec();
@@ -251,10 +299,13 @@ fn check(c: Case) {
             }
             storage.truncate(name, off as u64).unwrap();
         }
+        Damage::StraySegment { len, magic } => add_stray_segment(&mut storage, len, magic),
         _ => {}
     }
 
+    let before = storage.clone();
     let (log, recovery) = Log::open(storage, cfg).unwrap();
+    assert_cut_bytes_kept(&before, log.storage());
     let mut got = Vec::new();
     let mut reader = log.read_from(1);
     while let Some(rec) = reader.next().unwrap() {
@@ -264,19 +315,15 @@ fn check(c: Case) {
     assert!(got.len() <= c.records.len());
     for (i, (seq, version, payload)) in got.iter().enumerate() {
         let want = &c.records[i];
-        assert_eq!(
-            (*seq, *version, payload),
-            (i as u64 + 1, want.version, &want.payload)
-        );
+        assert_eq!((*seq, *version, payload), (i as u64 + 1, want.version, &want.payload));
     }
     let n = got.len() as u64;
     assert_eq!(recovery.records, n);
     assert_eq!(log.last_seq(), n);
     match (&c.damage, exact) {
-        (Damage::Crash { .. }, _) => assert!(
-            n >= durable_before,
-            "lost durable records: {n} < {durable_before}"
-        ),
+        (Damage::Crash { .. }, _) => {
+            assert!(n >= durable_before, "lost durable records: {n} < {durable_before}")
+        }
         (Damage::LostSync { .. }, _) => {}
         (_, Some(k)) => assert_eq!(n, k.min(durable_before), "{recovery:?}"),
         (_, None) => assert_eq!(n, durable_before),
@@ -291,9 +338,7 @@ fn check(c: Case) {
 
 #[test]
 fn recovery_returns_exactly_a_prefix() {
-    QuickCheck::new()
-        .tests(1500)
-        .quickcheck(prop as fn(Case) -> TestResult);
+    QuickCheck::new().tests(1500).quickcheck(prop as fn(Case) -> TestResult);
 }
 
 #[derive(Debug, Clone)]
@@ -352,11 +397,7 @@ fn restore_state(s: &Store<MemStorage>) -> (State, u64) {
 }
 
 fn store_budget() -> Budget {
-    Budget {
-        max_bytes: u64::MAX,
-        urgent_reserve_bytes: 0,
-        retention: Retention::default(),
-    }
+    Budget { max_bytes: u64::MAX, urgent_reserve_bytes: 0, retention: Retention::default() }
 }
 
 fn open_store(storage: MemStorage, dir: &std::path::Path, cfg: LogConfig) -> Store<MemStorage> {
@@ -408,10 +449,7 @@ fn store_check(sc: StoreCase) {
         }
         if snap_at.contains(&i) {
             // The state after every record so far (a snapshot flushes them first).
-            let state: State = c.records[..=i]
-                .iter()
-                .map(|r| (r.version, r.payload.clone()))
-                .collect();
+            let state: State = c.records[..=i].iter().map(|r| (r.version, r.payload.clone())).collect();
             let faulty = s.log().storage().fault_pending();
             let res = s.snapshot(i as u64 + 1, &encode_state(&state));
             assert!(res.is_ok() || faulty, "{res:?}");
@@ -443,9 +481,7 @@ fn store_check(sc: StoreCase) {
                 storage.bytes_mut(name).unwrap()[offset % data.len()] ^= xor;
             }
         }
-        Damage::CopyHeader { from, to }
-            if segs.len() > 1 && from % segs.len() != to % segs.len() =>
-        {
+        Damage::CopyHeader { from, to } if segs.len() > 1 && from % segs.len() != to % segs.len() => {
             let h = pick(from).2[..32].to_vec();
             storage.bytes_mut(&pick(to).0).unwrap()[..32].copy_from_slice(&h);
         }
@@ -454,27 +490,22 @@ fn store_check(sc: StoreCase) {
         }
         Damage::Truncate { file, offset } if !segs.is_empty() => {
             let (name, _, data) = pick(file);
-            storage
-                .truncate(name, (offset % (data.len() + 1)) as u64)
-                .unwrap();
+            storage.truncate(name, (offset % (data.len() + 1)) as u64).unwrap();
         }
+        Damage::StraySegment { len, magic } => add_stray_segment(&mut storage, len, magic),
         _ => {}
     }
 
+    let before = storage.clone();
     let mut s = open_store(storage, dir.path(), cfg);
+    assert_cut_bytes_kept(&before, s.log().storage());
     let (state, last) = restore_state(&s);
     // Exactly a prefix of what was appended, reaching at least the snapshot.
-    let want: State = c.records[..last as usize]
-        .iter()
-        .map(|r| (r.version, r.payload.clone()))
-        .collect();
+    let want: State = c.records[..last as usize].iter().map(|r| (r.version, r.payload.clone())).collect();
     assert_eq!(state, want);
     assert!(last >= snapshot_seq, "{last} < snapshot {snapshot_seq}");
     if let Damage::Crash { .. } = c.damage {
-        assert!(
-            last >= durable_before,
-            "lost durable: {last} < {durable_before}"
-        );
+        assert!(last >= durable_before, "lost durable: {last} < {durable_before}");
     }
     // Records appended after recovery continue right after the restored state...
     let mut expected = state;
@@ -497,7 +528,5 @@ fn store_check(sc: StoreCase) {
 
 #[test]
 fn store_recovery_never_skips_new_records() {
-    QuickCheck::new()
-        .tests(400)
-        .quickcheck(store_prop as fn(StoreCase) -> TestResult);
+    QuickCheck::new().tests(400).quickcheck(store_prop as fn(StoreCase) -> TestResult);
 }

@@ -1,6 +1,6 @@
 //! `replay check`: validates every frame, decodes every payload, compares the newest snapshot
 //! with the fold of the log when the log still holds everything before it, and reports what
-//! recovery would cut.
+//! recovery would cut, and whether it would then restart the log after the newest snapshot.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -9,7 +9,7 @@ use lastmile::events::Fold;
 use lastmile::machines::NodeState;
 use serde::Serialize;
 
-use crate::data_dir::{reason_text, DataDir, Ending};
+use crate::data_dir::{reason_text, restart_notice, DataDir, Ending, RestartReport};
 use crate::error::ReplayError;
 use crate::{decode_record, read_error};
 
@@ -68,6 +68,9 @@ pub struct CheckReport {
     pub interrupted_writes: Vec<String>,
     pub foreign: Vec<String>,
     pub recovery_cut: Option<CutReport>,
+    /// Set when the log, as recovery would cut it, ends below the newest readable snapshot:
+    /// `Store::open` will then quarantine the whole log and continue after the snapshot.
+    pub snapshot_restart: Option<RestartReport>,
     /// Records whose payload did not decode, and why.
     pub undecodable: u64,
     pub first_error: Option<String>,
@@ -90,8 +93,7 @@ pub fn check(dir: &DataDir) -> Result<(CheckReport, Option<ReplayError>), Replay
     let mut folding = (first == 1).then(NodeState::default);
     let mut matches_log = None;
     if let Some((0, bytes)) = snapshot {
-        matches_log =
-            Some(NodeState::decode_snapshot(bytes).is_ok_and(|s| s == NodeState::default()));
+        matches_log = Some(NodeState::decode_snapshot(bytes).is_ok_and(|s| s == NodeState::default()));
     }
     let mut reader = dir.records(1);
     while let Some(rec) = reader.next().map_err(|e| read_error(dir, e))? {
@@ -115,11 +117,7 @@ pub fn check(dir: &DataDir) -> Result<(CheckReport, Option<ReplayError>), Replay
         }
     }
     let recovery_cut = scan.defect.as_ref().map(|d| CutReport {
-        kind: if dir.ending() == Ending::TornTail {
-            "torn_tail"
-        } else {
-            "damaged"
-        },
+        kind: if dir.ending() == Ending::TornTail { "torn_tail" } else { "damaged" },
         from_seq: d.seq,
         segment: d.segment.clone(),
         offset: d.offset,
@@ -136,10 +134,7 @@ pub fn check(dir: &DataDir) -> Result<(CheckReport, Option<ReplayError>), Replay
     let snapshot_error = snapshot.and_then(|(seq, bytes)| {
         NodeState::decode_snapshot(bytes)
             .err()
-            .map(|e| ReplayError::SnapshotUndecodable {
-                seq: *seq,
-                reason: e.to_string(),
-            })
+            .map(|e| ReplayError::SnapshotUndecodable { seq: *seq, reason: e.to_string() })
     });
     let mismatch = match (snapshot, matches_log) {
         (Some((seq, _)), Some(false)) if snapshot_error.is_none() => {
@@ -148,12 +143,7 @@ pub fn check(dir: &DataDir) -> Result<(CheckReport, Option<ReplayError>), Replay
         _ => None,
     };
     let snapshots_unreadable = snapshot_db_error.as_ref().map(ToString::to_string);
-    let error = dir
-        .damage()
-        .or(snapshot_db_error)
-        .or(decode_error)
-        .or(snapshot_error)
-        .or(mismatch);
+    let error = dir.damage().or(snapshot_db_error).or(decode_error).or(snapshot_error).or(mismatch);
     let report = CheckReport {
         dir: dir.path().display().to_string(),
         segments: scan
@@ -178,6 +168,7 @@ pub fn check(dir: &DataDir) -> Result<(CheckReport, Option<ReplayError>), Replay
         interrupted_writes: dir.interrupted_writes.clone(),
         foreign: dir.foreign.clone(),
         recovery_cut,
+        snapshot_restart: dir.snapshot_restart(),
         undecodable,
         first_error: error.as_ref().map(ToString::to_string),
     };
@@ -187,30 +178,15 @@ pub fn check(dir: &DataDir) -> Result<(CheckReport, Option<ReplayError>), Replay
 /// Writes the human report.
 pub fn render(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()> {
     writeln!(out, "data directory: {}", r.dir)?;
-    writeln!(
-        out,
-        "segments: {} ({} bytes valid)",
-        r.segments.len(),
-        r.segment_bytes
-    )?;
+    writeln!(out, "segments: {} ({} bytes valid)", r.segments.len(), r.segment_bytes)?;
     for s in &r.segments {
-        writeln!(
-            out,
-            "  {}: base seq {}, {} record(s), {} bytes",
-            s.name, s.base_seq, s.records, s.bytes
-        )?;
+        writeln!(out, "  {}: base seq {}, {} record(s), {} bytes", s.name, s.base_seq, s.records, s.bytes)?;
     }
     match (r.first_seq, r.last_seq) {
-        (Some(first), Some(last)) => {
-            writeln!(out, "records: {} (seq {first}..={last})", r.records)?
-        }
+        (Some(first), Some(last)) => writeln!(out, "records: {} (seq {first}..={last})", r.records)?,
         _ => writeln!(out, "records: 0")?,
     }
-    let versions: Vec<String> = r
-        .versions
-        .iter()
-        .map(|(v, n)| format!("v{v}: {n}"))
-        .collect();
+    let versions: Vec<String> = r.versions.iter().map(|(v, n)| format!("v{v}: {n}")).collect();
     writeln!(out, "versions: {}", none_or(&versions))?;
     let kinds: Vec<String> = r.kinds.iter().map(|(k, n)| format!("{k}: {n}")).collect();
     writeln!(out, "kinds: {}", none_or(&kinds))?;
@@ -222,10 +198,9 @@ pub fn render(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()> {
         (None, None) => writeln!(out, "snapshots: none (no snapshots.redb)")?,
         (Some(s), _) => {
             let seqs: Vec<String> = s.seqs.iter().map(|seq| format!("seq {seq}")).collect();
-            let newest = s.newest_readable.map_or_else(
-                || "none readable".to_string(),
-                |seq| format!("newest readable: seq {seq}"),
-            );
+            let newest = s
+                .newest_readable
+                .map_or_else(|| "none readable".to_string(), |seq| format!("newest readable: seq {seq}"));
             let verdict = match s.matches_log {
                 Some(true) => "; matches the fold of the log",
                 Some(false) => "; DIFFERS from the fold of the log",
@@ -236,15 +211,11 @@ pub fn render(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()> {
     }
     writeln!(out, "quarantine files: {}", none_or(&r.quarantine))?;
     if !r.interrupted_writes.is_empty() {
-        writeln!(
-            out,
-            "interrupted atomic writes (ignored): {}",
-            r.interrupted_writes.join(", ")
-        )?;
+        writeln!(out, "interrupted atomic writes (ignored): {}", r.interrupted_writes.join(", "))?;
     }
     writeln!(out, "foreign files (ignored): {}", none_or(&r.foreign))?;
     match &r.recovery_cut {
-        None => writeln!(out, "recovery would cut: nothing"),
+        None => writeln!(out, "recovery would cut: nothing")?,
         Some(c) => {
             let removed = if c.segments_removed.is_empty() {
                 String::new()
@@ -260,9 +231,13 @@ pub fn render(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()> {
                 out,
                 "{what} {} byte(s) from seq {} ({} at offset {} of {}){removed}; {} valid record(s) after the defect",
                 c.bytes, c.from_seq, c.reason, c.offset, c.segment, c.valid_frames_after
-            )
+            )?
         }
     }
+    if let Some(restart) = &r.snapshot_restart {
+        writeln!(out, "{}", restart_notice(restart))?;
+    }
+    Ok(())
 }
 
 fn none_or(items: &[String]) -> String {

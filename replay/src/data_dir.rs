@@ -1,14 +1,17 @@
 //! A lastmile data directory opened for reading only.
 //!
-//! Nothing here writes to the directory: the log is read through [`flash_layout::scan`] (which
+//! Nothing here writes to the directory: the log is read through [`flash_layout::scan()`] (which
 //! never writes) and never through `Log`/`Store` (whose `open` recovers, i.e. cuts and
-//! quarantines). The snapshot database is opened from a private copy in a temporary directory,
+//! quarantines). The directory is opened with [`DirStorage::open_existing`], which never
+//! creates it. The snapshot database is opened from a private copy in a temporary directory,
 //! because `SnapshotStore::open` creates its table in a write transaction, and redb repairs a
 //! file that was not closed cleanly; neither may touch evidence.
 //!
 //! Files in a data directory:
 //! - `seg-{base_seq:016x}.log`: log segments. A file named so that does not start with the
-//!   segment magic is not ours: [`ReplayError::ForeignSegment`].
+//!   segment magic (even one shorter than a header) is not ours:
+//!   [`ReplayError::ForeignSegment`]. A short or bad segment header is never a torn tail
+//!   (headers are written atomically): recovery quarantines such a file before removing it.
 //! - `snapshots.redb`: the snapshot database.
 //! - `quarantine-*.bin`: bytes a past recovery cut off after mid-log damage.
 //! - `*.tmp`: an atomic write interrupted by a crash (ignored by recovery).
@@ -18,9 +21,11 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use flash_layout::segment::{decode_header, parse_segment_name, HeaderError, SEGMENT_MAGIC};
+use flash_layout::segment::{decode_header, parse_segment_name, HeaderError};
 use flash_layout::snapshot::SNAPSHOT_FILE;
-use flash_layout::{scan, Defect, DefectReason, DirStorage, Reader, Scan, SnapshotStore, Storage};
+use flash_layout::{scan, DefectReason, DirStorage, Reader, Scan, SnapshotStore, Storage};
+use serde::Serialize;
+use tempfile::TempDir;
 
 use crate::error::ReplayError;
 
@@ -35,6 +40,27 @@ pub struct Snapshots {
     pub latest: Option<(u64, Vec<u8>)>,
 }
 
+/// The private copy of the snapshot database, open (see the module docs).
+#[derive(Debug)]
+struct SnapshotCopy {
+    // Declared before `_dir`: the database closes before its directory is removed.
+    store: SnapshotStore,
+    _dir: TempDir,
+}
+
+/// Recovery's restart after the newest snapshot (FORMAT.md "Recovery", step 5): the log, as
+/// recovery would cut it, ends below the newest readable snapshot, so `Store::open` will
+/// quarantine the whole log and continue after the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RestartReport {
+    /// The newest readable snapshot.
+    pub snapshot_seq: u64,
+    /// The last valid seq of the log after the cut (0: none).
+    pub log_last_seq: u64,
+    /// The seq the next record will get.
+    pub continues_at: u64,
+}
+
 /// What a data directory holds, validated but not yet decoded.
 #[derive(Debug)]
 pub struct DataDir {
@@ -43,6 +69,7 @@ pub struct DataDir {
     pub scan: Scan,
     /// The snapshot database, or why it cannot be read (only `state` and `check` need it).
     snapshots: Result<Snapshots, String>,
+    snapshot_copy: Option<SnapshotCopy>,
     pub quarantine: Vec<String>,
     pub interrupted_writes: Vec<String>,
     pub foreign: Vec<String>,
@@ -65,30 +92,15 @@ impl DataDir {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ReplayError> {
         let path = path.as_ref().to_path_buf();
         let shown = path.display().to_string();
-        match fs::metadata(&path) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(ReplayError::NotADirectory { path: shown }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(ReplayError::Missing { path: shown })
-            }
-            Err(source) => {
-                return Err(ReplayError::Io {
-                    path: shown,
-                    source,
-                })
-            }
-        }
-        // The directory exists, so `open` (which would create a missing one) changes nothing.
-        let io_err = |source| ReplayError::Io {
-            path: shown.clone(),
-            source,
-        };
-        let storage = DirStorage::open(&path).map_err(io_err)?;
+        let storage = DirStorage::open_existing(&path).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => ReplayError::Missing { path: shown.clone() },
+            io::ErrorKind::NotADirectory => ReplayError::NotADirectory { path: shown.clone() },
+            _ => ReplayError::Io { path: shown.clone(), source },
+        })?;
         let scan = scan(&storage).map_err(|e| match e {
-            flash_layout::ScanError::Io { name, source } => ReplayError::Io {
-                path: path.join(name).display().to_string(),
-                source,
-            },
+            flash_layout::ScanError::Io { name, source } => {
+                ReplayError::Io { path: path.join(name).display().to_string(), source }
+            }
         })?;
         let mut quarantine = Vec::new();
         let mut interrupted_writes = Vec::new();
@@ -108,18 +120,22 @@ impl DataDir {
         if scan.segments.is_empty() && scan.beyond.is_empty() && !has_snapshot_file {
             return Err(ReplayError::NotADataDirectory { path: shown });
         }
-        let snapshots = if has_snapshot_file {
-            read_snapshots(&path.join(SNAPSHOT_FILE))
+        let (snapshots, snapshot_copy) = if has_snapshot_file {
+            match read_snapshots(&path.join(SNAPSHOT_FILE)) {
+                Ok((snapshots, copy)) => (Ok(snapshots), Some(copy)),
+                Err(e) => (Err(e), None),
+            }
         } else {
-            Ok(Snapshots::default())
+            (Ok(Snapshots::default()), None)
         };
-        let ending = ending(&storage, &scan);
+        let ending = ending(&scan);
         Ok(Self {
             ending,
             path,
             storage,
             scan,
             snapshots,
+            snapshot_copy,
             quarantine,
             interrupted_writes,
             foreign,
@@ -132,9 +148,32 @@ impl DataDir {
 
     /// The snapshots, or a damaged-snapshot-database error (exit 3).
     pub fn snapshots(&self) -> Result<&Snapshots, ReplayError> {
-        self.snapshots
-            .as_ref()
-            .map_err(|e| ReplayError::SnapshotDatabase(e.clone()))
+        self.snapshots.as_ref().map_err(|e| ReplayError::SnapshotDatabase(e.clone()))
+    }
+
+    /// The newest readable snapshot with seq `<= seq` (`SnapshotStore::at_or_before`), `None`
+    /// if there is none or no snapshot database; a damaged-database error (exit 3).
+    pub fn snapshot_at_or_before(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>, ReplayError> {
+        self.snapshots()?;
+        let Some(copy) = &self.snapshot_copy else {
+            return Ok(None);
+        };
+        copy.store.at_or_before(seq).map_err(|e| {
+            ReplayError::SnapshotDatabase(format!("{}: {e}", self.path.join(SNAPSHOT_FILE).display()))
+        })
+    }
+
+    /// Whether recovery will restart the log after the newest snapshot: the log as it would
+    /// be cut ends below that snapshot (damage, or segment files lost from its end). `None`
+    /// too when the snapshot database cannot be read.
+    pub fn snapshot_restart(&self) -> Option<RestartReport> {
+        let (snapshot_seq, _) = self.snapshots.as_ref().ok()?.latest.as_ref()?;
+        let log_last_seq = self.scan.next_seq - 1;
+        (*snapshot_seq > log_last_seq).then(|| RestartReport {
+            snapshot_seq: *snapshot_seq,
+            log_last_seq,
+            continues_at: snapshot_seq + 1,
+        })
     }
 
     /// Reads the records of the valid prefix from `from_seq` on.
@@ -146,48 +185,55 @@ impl DataDir {
         self.ending
     }
 
-    /// The error for a damaged log (exit 3), `None` if the log is clean or only torn.
+    /// The error for a damaged log (exit 3), `None` if the log is clean or only torn. A log
+    /// that ends below the newest snapshot is damaged too, even if what is left of it is
+    /// clean: records the snapshot covers were durable and are gone.
     pub fn damage(&self) -> Option<ReplayError> {
+        self.defect_damage().or_else(|| {
+            let r = self.snapshot_restart()?;
+            Some(ReplayError::Damaged(format!(
+                "the log ends at seq {}, below the newest snapshot (seq {}): records the \
+                 snapshot covers are missing; recovery would quarantine the log and continue \
+                 at seq {}",
+                r.log_last_seq, r.snapshot_seq, r.continues_at
+            )))
+        })
+    }
+
+    fn defect_damage(&self) -> Option<ReplayError> {
         let d = self.scan.defect.as_ref()?;
         if self.ending() != Ending::Damaged {
             return None;
         }
+        let cut = cut_text(&self.scan);
         Some(match d.reason {
-            DefectReason::BadSegmentHeader | DefectReason::TornTail => {
-                match self.header_error(&d.segment) {
-                    Some(HeaderError::BadMagic) => ReplayError::ForeignSegment {
-                        name: d.segment.clone(),
-                    },
-                    Some(e) => ReplayError::Damaged(format!(
-                        "{}: bad segment header: {e}; {}",
-                        d.segment,
-                        cut_text(d)
-                    )),
-                    None => ReplayError::Damaged(format!(
-                        "{}: bad segment header; {}",
-                        d.segment,
-                        cut_text(d)
-                    )),
-                }
-            }
+            DefectReason::BadSegmentHeader => match self.header_error(&d.segment) {
+                Some(HeaderError::BadMagic) => ReplayError::ForeignSegment { name: d.segment.clone() },
+                Some(e) => ReplayError::Damaged(format!("{}: bad segment header: {e}; {cut}", d.segment)),
+                None => ReplayError::Damaged(format!("{}: bad segment header; {cut}", d.segment)),
+            },
             DefectReason::SeqGap => {
                 let base = parse_segment_name(&d.segment).unwrap_or(0);
                 ReplayError::Damaged(format!(
-                    "{} starts at seq {base} but seq {} was expected (missing, duplicated or misplaced segment); {}",
+                    "{} starts at seq {base} but seq {} was expected (missing, duplicated or misplaced segment); {cut}",
                     d.segment,
                     d.seq,
-                    cut_text(d)
                 ))
             }
-            _ => ReplayError::Damaged(format!(
-                "record {} in {} at offset {}: {}, and {} valid record(s) follow it; {}",
-                d.seq,
-                d.segment,
-                d.offset,
-                reason_text(d.reason),
-                d.frames_after,
-                cut_text(d)
-            )),
+            _ => {
+                let after = if d.frames_after > 0 {
+                    format!("and {} valid record(s) follow it", d.frames_after)
+                } else {
+                    "and later segment files follow it".to_string()
+                };
+                ReplayError::Damaged(format!(
+                    "record {} in {} at offset {}: {}, {after}; {cut}",
+                    d.seq,
+                    d.segment,
+                    d.offset,
+                    reason_text(d.reason),
+                ))
+            }
         })
     }
 
@@ -201,7 +247,7 @@ impl DataDir {
                 reason_text(d.reason),
                 d.offset,
                 d.segment,
-                cut_text(d)
+                cut_text(&self.scan)
             )
         })
     }
@@ -211,36 +257,21 @@ impl DataDir {
     }
 }
 
-/// Classifies the scan's defect, if any.
-fn ending(storage: &DirStorage, scan: &Scan) -> Ending {
-    let Some(d) = &scan.defect else {
-        return Ending::Clean;
-    };
-    match d.reason {
-        // A segment shorter than its header: torn only if what is there could be our header
-        // (an empty file, or the start of the magic); otherwise the file is not ours.
-        DefectReason::TornTail if d.offset == 0 => match header_error(storage, &d.segment) {
-            Some(HeaderError::BadMagic) => Ending::Damaged,
-            _ => Ending::TornTail,
-        },
-        DefectReason::TornTail => Ending::TornTail,
-        // Segment headers are written atomically: a bad one is never a crash artifact.
-        DefectReason::BadSegmentHeader | DefectReason::SeqGap => Ending::Damaged,
-        _ if d.valid_frames_after => Ending::Damaged,
-        // Garbage in the unsynced tail with nothing valid after it: what a crash leaves.
-        _ => Ending::TornTail,
+/// Classifies the scan's defect, if any, as recovery does: only the end of the last segment,
+/// with nothing valid after it, is a torn tail ([`Scan::is_torn_tail`]); a short or bad
+/// segment header never is (headers are written atomically).
+fn ending(scan: &Scan) -> Ending {
+    match &scan.defect {
+        None => Ending::Clean,
+        Some(_) if scan.is_torn_tail() => Ending::TornTail,
+        Some(_) => Ending::Damaged,
     }
 }
 
 /// The header error of segment file `name`, if it can be read and is invalid. `BadMagic`
 /// whenever the bytes present disagree with the magic, even in a file too short for a header.
 fn header_error(storage: &DirStorage, name: &str) -> Option<HeaderError> {
-    let data = storage.read(name).ok()?;
-    let n = data.len().min(SEGMENT_MAGIC.len());
-    if data[..n] != SEGMENT_MAGIC[..n] {
-        return Some(HeaderError::BadMagic);
-    }
-    decode_header(&data).err()
+    decode_header(&storage.read(name).ok()?).err()
 }
 
 /// A few words for why a frame failed.
@@ -256,22 +287,32 @@ pub fn reason_text(reason: DefectReason) -> &'static str {
     }
 }
 
-/// What recovery would do at defect `d`.
-pub fn cut_text(d: &Defect) -> String {
+/// What recovery would do at the scan's defect: cut, and quarantine unless it is a torn tail.
+/// Empty without a defect.
+pub fn cut_text(scan: &Scan) -> String {
+    let Some(d) = &scan.defect else {
+        return String::new();
+    };
     format!(
         "recovery would cut {} byte(s) from seq {}{}",
         d.bytes_after,
         d.seq,
-        if d.valid_frames_after {
-            " and quarantine them"
-        } else {
-            ""
-        }
+        if scan.is_torn_tail() { "" } else { " and quarantine them" }
     )
 }
 
-/// Reads the snapshot database from a private copy (see the module docs).
-fn read_snapshots(file: &Path) -> Result<Snapshots, String> {
+/// `notice: the log is damaged below snapshot #S: …` for a predicted restart.
+pub fn restart_notice(r: &RestartReport) -> String {
+    format!(
+        "notice: the log is damaged below snapshot #{}: recovery will quarantine the log and \
+         continue at #{}",
+        r.snapshot_seq, r.continues_at
+    )
+}
+
+/// Reads the snapshot database from a private copy (see the module docs), kept open for
+/// [`DataDir::snapshot_at_or_before`].
+fn read_snapshots(file: &Path) -> Result<(Snapshots, SnapshotCopy), String> {
     let shown = file.display();
     let tmp = tempfile::tempdir()
         .map_err(|e| format!("cannot create a temporary directory for a copy of {shown}: {e}"))?;
@@ -279,9 +320,10 @@ fn read_snapshots(file: &Path) -> Result<Snapshots, String> {
     fs::copy(file, &copy).map_err(|e| format!("cannot copy {shown}: {e}"))?;
     let db_err = |e: flash_layout::SnapshotError| format!("{shown}: {e}");
     let store = SnapshotStore::open(&copy).map_err(db_err)?;
-    Ok(Snapshots {
+    let snapshots = Snapshots {
         present: true,
         seqs: store.seqs().map_err(db_err)?,
         latest: store.latest().map_err(db_err)?,
-    })
+    };
+    Ok((snapshots, SnapshotCopy { store, _dir: tmp }))
 }

@@ -26,9 +26,7 @@ pub enum ReplayError {
     #[error("{path} is not a lastmile data directory: no log segment and no snapshots.redb")]
     NotADataDirectory { path: String },
     /// A file named like a segment that does not start with the segment magic.
-    #[error(
-        "not a lastmile log segment: {name} (it does not start with the segment magic \"LMSG\")"
-    )]
+    #[error("not a lastmile log segment: {name} (it does not start with the segment magic \"LMSG\")")]
     ForeignSegment { name: String },
     /// A defect that is not a torn tail; the text says where and what recovery would cut.
     #[error("damaged log: {0}")]
@@ -43,11 +41,7 @@ pub enum ReplayError {
     )]
     NewerVersion { seq: u64, found: u8, supported: u8 },
     #[error("record {seq} (version {version}) cannot be decoded: {reason}")]
-    Undecodable {
-        seq: u64,
-        version: u8,
-        reason: String,
-    },
+    Undecodable { seq: u64, version: u8, reason: String },
     #[error("snapshot at seq {seq} cannot be decoded: {reason}")]
     SnapshotUndecodable { seq: u64, reason: String },
     #[error("{0}")]
@@ -68,9 +62,9 @@ impl ReplayError {
             | Self::Damaged(_)
             | Self::SnapshotDatabase(_)
             | Self::SnapshotMismatch { .. } => EXIT_DAMAGED,
-            Self::NewerVersion { .. }
-            | Self::Undecodable { .. }
-            | Self::SnapshotUndecodable { .. } => EXIT_UNDECODABLE,
+            Self::NewerVersion { .. } | Self::Undecodable { .. } | Self::SnapshotUndecodable { .. } => {
+                EXIT_UNDECODABLE
+            }
             Self::OutOfRange(_) => EXIT_OUT_OF_RANGE,
             Self::Output(_) => EXIT_OUTPUT,
         }

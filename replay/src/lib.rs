@@ -14,10 +14,10 @@
 //!
 //! | code | meaning |
 //! | --- | --- |
-//! | 0 | success; a torn tail (normal after a crash) is reported with a notice |
+//! | 0 | success; a torn tail (the end of the last segment, nothing valid after it: normal after a crash) is reported with a notice |
 //! | 1 | the output could not be written |
 //! | 2 | cannot read: missing directory, not a directory, I/O error, no lastmile log there (also clap's usage errors) |
-//! | 3 | damaged: a corrupt frame with valid frames after it, a bad or foreign segment header, a seq gap, an unreadable snapshot database, a snapshot that disagrees with the log |
+//! | 3 | damaged: a corrupt frame that is not a torn tail (valid frames after it, or not in the last segment), a bad, short or foreign segment header, a seq gap, a log ending below the newest snapshot (`check` then says recovery will restart the log after it), an unreadable snapshot database, a snapshot that disagrees with the log |
 //! | 4 | undecodable: an event version newer than this build, a malformed payload, a snapshot this build cannot decode |
 //! | 5 | out of range: `--at`/`--from`/`--to` outside what the directory holds |
 
@@ -36,28 +36,19 @@ use lastmile::events::Event;
 /// Decodes the payload of record `seq`, naming the seq in any error.
 pub fn decode_record(seq: u64, version: u8, payload: &[u8]) -> Result<Event, ReplayError> {
     codec::decode(version, payload).map_err(|e| match e {
-        DecodeError::NewerVersion { found, supported } => ReplayError::NewerVersion {
-            seq,
-            found,
-            supported,
-        },
-        other => ReplayError::Undecodable {
-            seq,
-            version,
-            reason: other.to_string(),
-        },
+        DecodeError::NewerVersion { found, supported } => ReplayError::NewerVersion { seq, found, supported },
+        other => ReplayError::Undecodable { seq, version, reason: other.to_string() },
     })
 }
 
 /// Maps an error of the record reader (the files changed or vanished since the scan).
 pub(crate) fn read_error(dir: &DataDir, e: flash_layout::ReadError) -> ReplayError {
     match e {
-        flash_layout::ReadError::Io { name, source } => ReplayError::Io {
-            path: dir.path().join(name).display().to_string(),
-            source,
-        },
-        flash_layout::ReadError::Frame { name, seq, error } => ReplayError::Damaged(format!(
-            "record {seq} in {name} changed while being read: {error}"
-        )),
+        flash_layout::ReadError::Io { name, source } => {
+            ReplayError::Io { path: dir.path().join(name).display().to_string(), source }
+        }
+        flash_layout::ReadError::Frame { name, seq, error } => {
+            ReplayError::Damaged(format!("record {seq} in {name} changed while being read: {error}"))
+        }
     }
 }

@@ -84,18 +84,9 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), ReplayError> {
             }
             error.map_or(Ok(()), Err)
         }
-        Command::State {
-            dir,
-            at,
-            from_start,
-            json,
-        } => {
+        Command::State { dir, at, from_start, json } => {
             let dir = DataDir::open(dir)?;
-            let start = if from_start {
-                Start::FirstRecord
-            } else {
-                Start::Snapshot
-            };
+            let start = if from_start { Start::FirstRecord } else { Start::Snapshot };
             let folded = state::fold(&dir, at, start)?;
             notice(&dir, json, out)?;
             if json {
@@ -108,12 +99,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), ReplayError> {
             }
             Ok(())
         }
-        Command::Trace {
-            dir,
-            from,
-            to,
-            json,
-        } => {
+        Command::Trace { dir, from, to, json } => {
             let dir = DataDir::open(dir)?;
             notice(&dir, json, out)?;
             trace::trace(&dir, from, to, json, out)

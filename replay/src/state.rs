@@ -56,27 +56,21 @@ pub fn fold(dir: &DataDir, at: Option<u64>, start: Start) -> Result<Folded, Repl
     };
     let target = at.unwrap_or(end);
     if target > end {
-        return Err(ReplayError::OutOfRange(format!(
-            "--at {target} is past the last record (seq {end})"
-        )));
+        return Err(ReplayError::OutOfRange(format!("--at {target} is past the last record (seq {end})")));
     }
     let mut notes = Vec::new();
     let mut base = None;
     if start == Start::Snapshot {
+        // The newest readable snapshot at or before the target, if the log continues it.
         if let Some((seq, bytes)) =
-            latest.filter(|(seq, _)| *seq <= target && (*seq == target || *seq + 1 >= first))
+            dir.snapshot_at_or_before(target)?.filter(|(seq, _)| *seq == target || *seq + 1 >= first)
         {
-            match NodeState::decode_snapshot(bytes) {
-                Ok(state) => base = Some((*seq, state)),
+            match NodeState::decode_snapshot(&bytes) {
+                Ok(state) => base = Some((seq, state)),
                 Err(e) if first == 1 => notes.push(format!(
                     "snapshot at seq {seq} cannot be decoded ({e}); folded from seq 1 instead"
                 )),
-                Err(e) => {
-                    return Err(ReplayError::SnapshotUndecodable {
-                        seq: *seq,
-                        reason: e.to_string(),
-                    })
-                }
+                Err(e) => return Err(ReplayError::SnapshotUndecodable { seq, reason: e.to_string() }),
             }
         }
     }
@@ -101,12 +95,7 @@ pub fn fold(dir: &DataDir, at: Option<u64>, start: Start) -> Result<Folded, Repl
         state.apply(&decode_record(rec.seq, rec.version, rec.payload)?);
         seq = rec.seq;
     }
-    Ok(Folded {
-        seq,
-        snapshot_seq,
-        state,
-        notes,
-    })
+    Ok(Folded { seq, snapshot_seq, state, notes })
 }
 
 /// Why seq `target` cannot be rebuilt.
@@ -121,7 +110,7 @@ fn unreachable_text(snapshots: &[u64], target: u64, first: u64, start: Start) ->
     } else {
         let list: Vec<String> = snapshots.iter().map(u64::to_string).collect();
         format!(
-            "the snapshots kept (seqs {}) are past it or unreadable; only the newest readable one can be used",
+            "no snapshot kept (seqs {}) is readable, at or before it, and continued by the log",
             list.join(", ")
         )
     };
@@ -137,11 +126,7 @@ pub fn render(out: &mut impl Write, folded: &Folded) -> std::io::Result<()> {
             folded.seq,
             folded.seq - s
         )?,
-        None => writeln!(
-            out,
-            "state at seq {}: folded from seq 1, no snapshot used",
-            folded.seq
-        )?,
+        None => writeln!(out, "state at seq {}: folded from seq 1, no snapshot used", folded.seq)?,
     }
     for note in &folded.notes {
         writeln!(out, "note: {note}")?;
@@ -156,11 +141,8 @@ pub fn render(out: &mut impl Write, folded: &Folded) -> std::io::Result<()> {
         )?;
     }
     let incidents = &folded.state.incidents;
-    let open: Vec<String> = incidents
-        .open
-        .iter()
-        .map(|(kind, detail)| format!("{kind} (detail {detail})"))
-        .collect();
+    let open: Vec<String> =
+        incidents.open.iter().map(|(kind, detail)| format!("{kind} (detail {detail})")).collect();
     writeln!(
         out,
         "incidents: {} open{}{}; {} opened in total",

@@ -41,15 +41,11 @@ pub fn trace(
         )));
     }
     if let Some(t) = to.filter(|&t| t > end) {
-        return Err(ReplayError::OutOfRange(format!(
-            "--to {t} is past the last record (seq {end})"
-        )));
+        return Err(ReplayError::OutOfRange(format!("--to {t} is past the last record (seq {end})")));
     }
     let (from, to) = (from.unwrap_or(first), to.unwrap_or(end));
     if from > to && (from, to) != (first, end) {
-        return Err(ReplayError::OutOfRange(format!(
-            "--from {from} is after --to {to}"
-        )));
+        return Err(ReplayError::OutOfRange(format!("--from {from} is after --to {to}")));
     }
     let mut reader = dir.records(from);
     while let Some(rec) = reader.next().map_err(|e| read_error(dir, e))? {
@@ -58,23 +54,12 @@ pub fn trace(
         }
         let event = decode_record(rec.seq, rec.version, rec.payload)?;
         if json {
-            let line = TraceLine {
-                seq: rec.seq,
-                version: rec.version,
-                kind: event.kind_name(),
-                event: &event,
-            };
+            let line =
+                TraceLine { seq: rec.seq, version: rec.version, kind: event.kind_name(), event: &event };
             serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
             writeln!(out)?;
         } else {
-            writeln!(
-                out,
-                "#{} v{} {} {}",
-                rec.seq,
-                rec.version,
-                event.kind_name(),
-                event
-            )?;
+            writeln!(out, "#{} v{} {} {}", rec.seq, rec.version, event.kind_name(), event)?;
         }
     }
     Ok(())

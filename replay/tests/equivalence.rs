@@ -32,21 +32,10 @@ impl Arbitrary for Step {
     fn arbitrary(g: &mut Gen) -> Self {
         let link = u8::arbitrary(g) % 3;
         match u8::arbitrary(g) % 12 {
-            0..=3 => Step::Traffic {
-                link,
-                tx: u32::arbitrary(g) % 100_000,
-                rx: u32::arbitrary(g) % 100_000,
-            },
+            0..=3 => Step::Traffic { link, tx: u32::arbitrary(g) % 100_000, rx: u32::arbitrary(g) % 100_000 },
             4..=6 => Step::Read,
-            7 => Step::Reset {
-                link,
-                tx: bool::arbitrary(g),
-                rx: bool::arbitrary(g),
-            },
-            8 => Step::Price {
-                link,
-                price: Option::<u8>::arbitrary(g),
-            },
+            7 => Step::Reset { link, tx: bool::arbitrary(g), rx: bool::arbitrary(g) },
+            8 => Step::Price { link, price: Option::<u8>::arbitrary(g) },
             9 | 10 => Step::Window,
             _ => Step::Restart,
         }
@@ -80,11 +69,7 @@ impl Node {
                 let samples = self
                     .counters
                     .iter()
-                    .map(|(l, c)| CounterSample {
-                        link: *l,
-                        tx_bytes: c.0,
-                        rx_bytes: c.1,
-                    })
+                    .map(|(l, c)| CounterSample { link: *l, tx_bytes: c.0, rx_bytes: c.1 })
                     .collect();
                 self.machine.handle(self.now, UsageInput::Counters(samples));
             }
@@ -99,10 +84,7 @@ impl Node {
             }
             Step::Price { link, price } => self.machine.handle(
                 self.now,
-                UsageInput::PriceSelected {
-                    link: link_of(link),
-                    price_per_byte: price.map(u64::from),
-                },
+                UsageInput::PriceSelected { link: link_of(link), price_per_byte: price.map(u64::from) },
             ),
             Step::Window => self.machine.handle_timeout(self.now, UsageTimer::Window),
             Step::Restart => {
@@ -124,11 +106,7 @@ fn prop(steps: Vec<Step>, snapshot_at: usize) -> bool {
     let tmp = tempfile::tempdir().unwrap();
     let mut store = open_store(tmp.path(), true);
     let mut node = Node {
-        machine: UsageMachine::new(
-            UsageConfig::default(),
-            UsageLedger::default(),
-            Stamp::new(1, 0),
-        ),
+        machine: UsageMachine::new(UsageConfig::default(), UsageLedger::default(), Stamp::new(1, 0)),
         counters: BTreeMap::new(),
         now: Stamp::new(1, 0),
         folded: NodeState::default(),
@@ -138,9 +116,7 @@ fn prop(steps: Vec<Step>, snapshot_at: usize) -> bool {
     let mut snapshot_seq = None;
     for (i, step) in steps.iter().enumerate() {
         if i == cut && node.last_seq > 0 {
-            store
-                .snapshot(node.last_seq, &node.folded.encode_snapshot())
-                .unwrap();
+            store.snapshot(node.last_seq, &node.folded.encode_snapshot()).unwrap();
             snapshot_seq = Some(node.last_seq);
         }
         node.step(step, &mut store);
@@ -165,8 +141,5 @@ fn prop(steps: Vec<Step>, snapshot_at: usize) -> bool {
 #[test]
 fn live_state_equals_snapshot_plus_tail_equals_fold_from_seq_1() {
     // Up to ~200 steps: a few dozen records, several segments, a snapshot in most cases.
-    QuickCheck::new()
-        .rng(Gen::new(200))
-        .tests(40)
-        .quickcheck(prop as fn(Vec<Step>, usize) -> bool);
+    QuickCheck::new().rng(Gen::new(200)).tests(40).quickcheck(prop as fn(Vec<Step>, usize) -> bool);
 }

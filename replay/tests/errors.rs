@@ -9,19 +9,10 @@ use common::*;
 use lastmile::events::codec::{encode_to_vec, EVENT_VERSION};
 
 fn assert_error(run: &Run, code: i32, needle: &str) {
-    assert_eq!(
-        run.code, code,
-        "stdout: {}\nstderr: {}",
-        run.stdout, run.stderr
-    );
+    assert_eq!(run.code, code, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
     assert!(run.stderr.starts_with("replay: "), "{}", run.stderr);
     assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
-    assert!(
-        run.stderr.contains(needle),
-        "{:?} not in {}",
-        needle,
-        run.stderr
-    );
+    assert!(run.stderr.contains(needle), "{:?} not in {}", needle, run.stderr);
 }
 
 #[test]
@@ -30,11 +21,7 @@ fn a_missing_directory_cannot_be_read_and_is_not_created() {
     let missing = tmp.path().join("nope");
     for cmd in ["check", "state", "trace"] {
         let run = replay_in(&missing, cmd, &[]);
-        assert_error(
-            &run,
-            2,
-            &format!("cannot read {}: no such directory", missing.display()),
-        );
+        assert_error(&run, 2, &format!("cannot read {}: no such directory", missing.display()));
     }
     assert!(!missing.exists());
 }
@@ -55,11 +42,7 @@ fn a_directory_without_segments_or_snapshots_is_not_a_data_directory() {
     assert_error(&run, 2, "is not a lastmile data directory");
     fs::write(tmp.path().join("notes.txt"), b"shopping list").unwrap();
     let run = replay_in(tmp.path(), "state", &[]);
-    assert_error(
-        &run,
-        2,
-        "is not a lastmile data directory: no log segment and no snapshots.redb",
-    );
+    assert_error(&run, 2, "is not a lastmile data directory: no log segment and no snapshots.redb");
 }
 
 #[test]
@@ -68,11 +51,7 @@ fn a_file_named_like_a_segment_without_the_magic_is_foreign() {
     let tmp = tempfile::tempdir().unwrap();
     fs::write(segment_path(tmp.path(), 1), b"not ours").unwrap();
     let run = replay_in(tmp.path(), "check", &[]);
-    assert_error(
-        &run,
-        3,
-        "not a lastmile log segment: seg-0000000000000001.log",
-    );
+    assert_error(&run, 3, "not a lastmile log segment: seg-0000000000000001.log");
 
     // After a valid log, longer than a header.
     let tmp = tempfile::tempdir().unwrap();
@@ -80,11 +59,7 @@ fn a_file_named_like_a_segment_without_the_magic_is_foreign() {
     fs::write(segment_path(tmp.path(), 0xff), [b'x'; 64]).unwrap();
     for cmd in ["check", "state", "trace"] {
         let run = replay_in(tmp.path(), cmd, &[]);
-        assert_error(
-            &run,
-            3,
-            "not a lastmile log segment: seg-00000000000000ff.log",
-        );
+        assert_error(&run, 3, "not a lastmile log segment: seg-00000000000000ff.log");
     }
 }
 
@@ -93,8 +68,7 @@ fn a_corrupt_frame_with_valid_frames_after_it_is_damage() {
     let tmp = tempfile::tempdir().unwrap();
     let mut log = open_log(tmp.path());
     for i in 1..=10 {
-        log.append(EVENT_VERSION, &encode_to_vec(&event(i)), 0, false)
-            .unwrap();
+        log.append(EVENT_VERSION, &encode_to_vec(&event(i)), 0, false).unwrap();
     }
     log.flush().unwrap();
     drop(log);
@@ -105,18 +79,10 @@ fn a_corrupt_frame_with_valid_frames_after_it_is_damage() {
     fs::write(&seg, &bytes).unwrap();
 
     let run = replay_in(tmp.path(), "check", &[]);
-    assert_error(
-        &run,
-        3,
-        "damaged log: record 2 in seg-0000000000000001.log at offset",
-    );
+    assert_error(&run, 3, "damaged log: record 2 in seg-0000000000000001.log at offset");
     assert!(run.stderr.contains("CRC mismatch"), "{}", run.stderr);
     assert!(run.stderr.contains("and quarantine them"), "{}", run.stderr);
-    assert!(
-        run.stdout.contains("DAMAGED: recovery would cut"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("DAMAGED: recovery would cut"), "{}", run.stdout);
     for cmd in ["state", "trace"] {
         assert_error(&replay_in(tmp.path(), cmd, &[]), 3, "damaged log: record 2");
     }
@@ -144,12 +110,7 @@ fn a_newer_event_version_asks_for_an_upgrade() {
     let run = replay_in(tmp.path(), "state", &["--at", "3"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let run = replay_in(tmp.path(), "trace", &["--to", "3"]);
-    assert_eq!(
-        (run.code, run.stdout.lines().count()),
-        (0, 3),
-        "{}",
-        run.stderr
-    );
+    assert_eq!((run.code, run.stdout.lines().count()), (0, 3), "{}", run.stderr);
 }
 
 #[test]
@@ -158,14 +119,11 @@ fn an_undecodable_payload_names_its_seq() {
     let mut store = open_store(tmp.path(), true);
     append(&mut store, &event(1));
     // Kind 0x63 does not exist.
-    store
-        .append(EVENT_VERSION, &[0x63, 0x90], 0, false)
-        .unwrap();
+    store.append(EVENT_VERSION, &[0x63, 0x90], 0, false).unwrap();
     append(&mut store, &event(3));
     store.flush().unwrap();
     drop(store);
-    let expected =
-        format!("record 2 (version {EVENT_VERSION}) cannot be decoded: unknown event kind 99");
+    let expected = format!("record 2 (version {EVENT_VERSION}) cannot be decoded: unknown event kind 99");
     for cmd in ["check", "state", "trace"] {
         assert_error(&replay_in(tmp.path(), cmd, &[]), 4, &expected);
     }
@@ -173,11 +131,7 @@ fn an_undecodable_payload_names_its_seq() {
     let run = replay_in(tmp.path(), "trace", &[]);
     assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
     let run = replay_in(tmp.path(), "check", &[]);
-    assert!(
-        run.stdout.contains("undecodable records: 1"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("undecodable records: 1"), "{}", run.stdout);
 }
 
 #[test]
@@ -195,9 +149,7 @@ fn seqs_outside_the_log_are_refused() {
     assert_error(
         &replay_in(tmp.path(), "state", &["--at", "1"]),
         5,
-        &format!(
-            "seq 1 cannot be rebuilt: it is before the log's first retained record (seq {first})"
-        ),
+        &format!("seq 1 cannot be rebuilt: it is before the log's first retained record (seq {first})"),
     );
     assert_error(
         &replay_in(tmp.path(), "state", &["--from-start"]),
@@ -234,26 +186,13 @@ fn an_unreadable_snapshot_database_is_damage() {
     with_snapshot(tmp.path(), true);
     fs::write(tmp.path().join("snapshots.redb"), [0x5Au8; 4096]).unwrap();
     for cmd in ["check", "state"] {
-        assert_error(
-            &replay_in(tmp.path(), cmd, &[]),
-            3,
-            "damaged snapshot database: ",
-        );
+        assert_error(&replay_in(tmp.path(), cmd, &[]), 3, "damaged snapshot database: ");
     }
     // The log alone is still evidence.
     let run = replay_in(tmp.path(), "check", &[]);
-    assert!(
-        run.stdout.contains("records: 20 (seq 1..=20)"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("records: 20 (seq 1..=20)"), "{}", run.stdout);
     let run = replay_in(tmp.path(), "trace", &[]);
-    assert_eq!(
-        (run.code, run.stdout.lines().count()),
-        (0, 20),
-        "{}",
-        run.stderr
-    );
+    assert_eq!((run.code, run.stdout.lines().count()), (0, 20), "{}", run.stderr);
     let run = replay_in(tmp.path(), "state", &["--from-start", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
@@ -262,11 +201,7 @@ fn an_unreadable_snapshot_database_is_damage() {
 fn a_seq_gap_between_segments_is_damage() {
     let tmp = tempfile::tempdir().unwrap();
     with_snapshot(tmp.path(), true);
-    fs::write(
-        segment_path(tmp.path(), 100),
-        flash_layout::segment::encode_header(100),
-    )
-    .unwrap();
+    fs::write(segment_path(tmp.path(), 100), flash_layout::segment::encode_header(100)).unwrap();
     assert_error(
         &replay_in(tmp.path(), "check", &[]),
         3,
@@ -282,9 +217,7 @@ fn a_snapshot_that_disagrees_with_the_log_is_damage() {
         append(&mut store, &event(i));
     }
     // The state of a different history.
-    store
-        .snapshot(4, &fold((2..=5).map(event)).encode_snapshot())
-        .unwrap();
+    store.snapshot(4, &fold((2..=5).map(event)).encode_snapshot()).unwrap();
     drop(store);
     let run = replay_in(tmp.path(), "check", &[]);
     assert_error(
@@ -292,9 +225,5 @@ fn a_snapshot_that_disagrees_with_the_log_is_damage() {
         3,
         "the snapshot at seq 4 differs from the fold of records 1..=4: the log or the snapshot was altered",
     );
-    assert!(
-        run.stdout.contains("DIFFERS from the fold of the log"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("DIFFERS from the fold of the log"), "{}", run.stdout);
 }

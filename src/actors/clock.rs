@@ -23,10 +23,7 @@ impl Clock {
     // The one monotonic clock read in lastmile (see clippy.toml).
     #[allow(clippy::disallowed_methods)]
     pub fn start(boot: u32) -> Self {
-        Self {
-            boot,
-            origin: Instant::now(),
-        }
+        Self { boot, origin: Instant::now() }
     }
 
     pub fn now(&self) -> Stamp {
@@ -62,10 +59,7 @@ pub fn wall_clock_now(clock: &Clock) -> WallClock {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
-    WallClock {
-        at: clock.now(),
-        unix_ms,
-    }
+    WallClock { at: clock.now(), unix_ms }
 }
 
 /// Tells its subscribers the wall-clock time every `every`.
@@ -77,11 +71,7 @@ pub struct ClockActor {
 
 impl ClockActor {
     pub fn new(clock: Clock, every: Duration, subscribers: Vec<Recipient<WallClock>>) -> Self {
-        Self {
-            clock,
-            every,
-            subscribers,
-        }
+        Self { clock, every, subscribers }
     }
 
     fn tell(&self) {

@@ -42,19 +42,8 @@ where
     M::Event: Into<Event>,
     M::Effect: Send + 'static,
 {
-    pub fn new(
-        machine: M,
-        clock: Clock,
-        log: Addr<LogWriter>,
-        deliver: Deliver<M::Effect>,
-    ) -> Self {
-        Self {
-            machine,
-            clock,
-            log,
-            deliver,
-            armed: None,
-        }
+    pub fn new(machine: M, clock: Clock, log: Addr<LogWriter>, deliver: Deliver<M::Effect>) -> Self {
+        Self { machine, clock, log, deliver, armed: None }
     }
 
     fn drain(&mut self, ctx: &mut Context<Self>) {

@@ -68,21 +68,10 @@ pub struct LogWriter {
 
 impl LogWriter {
     /// A writer over a recovered store whose fold is `state`.
-    pub fn new(
-        store: Store<DirStorage>,
-        state: NodeState,
-        config: JournalConfig,
-        clock: Clock,
-    ) -> Self {
+    pub fn new(store: Store<DirStorage>, state: NodeState, config: JournalConfig, clock: Clock) -> Self {
         let journal = Journal::new(store, state, config);
         let told = journal.durable_seq();
-        Self {
-            journal,
-            clock,
-            timer: None,
-            watchers: Vec::new(),
-            told,
-        }
+        Self { journal, clock, timer: None, watchers: Vec::new(), told }
     }
 
     /// Delivers what was released, tells watchers, re-arms the flush timer.

@@ -8,7 +8,8 @@ use crate::actors::clock::Clock;
 use crate::actors::driver::{Deliver, Driver, Input};
 use crate::actors::kernel::{CounterReader, ReadCounters};
 use crate::actors::log_writer::{Durable, LogWriter, Shutdown, WatchDurable};
-use crate::events::usage::{Link, UsageEffect, UsageInput};
+use crate::events::usage::{Link, UsageEffect, UsageEvent, UsageInput};
+use crate::events::Event;
 use crate::machines::usage::{UsageConfig, UsageMachine};
 use crate::os::counters::SimulatedCounters;
 use crate::os::flash;
@@ -51,26 +52,18 @@ pub fn demo_store_config() -> flash::FlashConfig {
     flash::FlashConfig {
         log: LogConfig {
             segment_bytes: 64 * 1024,
-            flush: FlushPolicy {
-                max_records: 64,
-                max_bytes: 4096,
-                max_value: 1_000_000_000,
-            },
+            flush: FlushPolicy { max_records: 64, max_bytes: 4096, max_value: 1_000_000_000 },
         },
         budget: Budget {
             max_bytes: 4 * 1024 * 1024,
             urgent_reserve_bytes: 64 * 1024,
-            retention: Retention {
-                min_records: 10_000,
-                min_bytes: 256 * 1024,
-            },
+            retention: Retention { min_records: 10_000, min_bytes: 256 * 1024 },
         },
     }
 }
 
 pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
-    std::fs::create_dir_all(&args.dir)
-        .map_err(|e| format!("cannot create {}: {e}", args.dir.display()))?;
+    std::fs::create_dir_all(&args.dir).map_err(|e| format!("cannot create {}: {e}", args.dir.display()))?;
     let boot = flash::next_boot(&args.dir)?;
     let opened = flash::open(&args.dir, demo_store_config())?;
     say(format_args!("recovered boot {boot}: {}", opened.summary()));
@@ -85,19 +78,13 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let system = System::new();
     system.block_on(async move {
         let clock = Clock::start(boot);
-        let journal = JournalConfig {
-            max_delay_ms: args.max_delay_ms,
-            ..JournalConfig::default()
-        };
+        let journal = JournalConfig { max_delay_ms: args.max_delay_ms, ..JournalConfig::default() };
         let log = LogWriter::new(opened.store, opened.state.clone(), journal, clock).start();
         let printer = DurablePrinter { last: 0 }.start();
         log.do_send(WatchDurable(printer.recipient()));
 
         let links: Vec<Link> = (1..=args.links).map(|n| Link::new(n, 100 + n)).collect();
-        let config = UsageConfig {
-            poll_ms: args.poll_ms,
-            window_ms: args.window_ms,
-        };
+        let config = UsageConfig { poll_ms: args.poll_ms, window_ms: args.window_ms };
         let machine = UsageMachine::new(config, opened.state.usage, clock.now());
 
         // The driver and the counter reader address each other: create the driver's context
@@ -105,34 +92,21 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         let ctx = Context::<Driver<UsageMachine>>::new();
         let driver_addr = ctx.address();
         let counters = SimulatedCounters::new(
-            SplitMix64::new(args.seed)
-                .derive(u64::from(boot))
-                .next_u64(),
+            SplitMix64::new(args.seed).derive(u64::from(boot)).next_u64(),
             &links,
             50_000,
         );
         let reader = CounterReader::new(counters, driver_addr.clone().recipient()).start();
         let deliver: Deliver<UsageEffect> = Arc::new(move |effect| match effect {
             UsageEffect::ReadCounters => reader.do_send(ReadCounters),
-            UsageEffect::Report(r) => {
-                let price = r
-                    .price_per_byte
-                    .map_or("unpriced".to_string(), |p| p.to_string());
-                println!(
-                    "report {} tx={} rx={} price={}",
-                    r.link, r.tx_bytes, r.rx_bytes, price
-                );
-            }
+            UsageEffect::Report(r) => say(format_args!("report {}", Event::Usage(UsageEvent::Accrued(r)))),
         });
         ctx.run(Driver::new(machine, clock, log.clone(), deliver));
 
         let mut prices = SplitMix64::new(args.seed).derive(0x9e1c);
         for link in &links {
             let price_per_byte = Some(1 + prices.below(20));
-            driver_addr.do_send(Input(UsageInput::PriceSelected {
-                link: *link,
-                price_per_byte,
-            }));
+            driver_addr.do_send(Input(UsageInput::PriceSelected { link: *link, price_per_byte }));
         }
 
         if args.seconds > 0 {

@@ -6,11 +6,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "lastmile",
-    version,
-    about = "One node of a decentralized, self-billing ISP"
-)]
+#[command(name = "lastmile", version, about = "One node of a decentralized, self-billing ISP")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,8 +37,5 @@ pub fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LASTMILE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }

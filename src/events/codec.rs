@@ -6,25 +6,43 @@
 //! this build knows and upcasts old ones, and refuses versions newer than
 //! [`EVENT_VERSION`] with a clear error rather than guessing.
 //!
-//! | kind | event | body (v2) |
+//! | kind | event | body (v3) |
 //! | --- | --- | --- |
-//! | 1 | usage accrued | `[[neighbour, destination], tx_bytes, rx_bytes, price_per_byte \| nil]` |
+//! | 1 | usage accrued | `[[neighbour, destination], tx_bytes, rx_bytes, tx_price \| nil, rx_price \| nil]` |
 //! | 2 | counter reset | `[[neighbour, destination], tx_reset, rx_reset, tx_counted, rx_counted, tx_observed, rx_observed]` |
 //! | 3 | incident opened | `[kind, detail]` |
 //! | 4 | incident closed | `[kind]` |
+//! | 5 | price advertised (billing) | `[[neighbour, destination], price]` |
+//! | 16 | neighbour bound | `[neighbour, address]` |
+//! | 17 | fee set | `[fee_per_byte]` |
+//! | 18 | thresholds set | `[pay, enforce]` |
+//! | 19 | payment intended | `[id, neighbour, to, amount]` |
+//! | 20 | payment signed | `[id, nonce, tx_hash, raw]` |
+//! | 21 | payment confirmed | `[id, block]` |
+//! | 22 | payment failed | `[id, failure, nonce_used]` |
+//! | 23 | payment received | `[neighbour, tx_hash, log_index, amount, block]` |
+//! | 24 | incoming scanned | `[to_block]` |
+//! | 25 | credit applied | `[neighbour, amount]` |
+//! | 26 | forgiven | `[neighbour, amount, reason]` |
+//! | 27 | enforcement changed | `[neighbour, level]` |
 //!
-//! Version 1 differs only in kind 1, whose body had no price: `[[neighbour, destination],
-//! tx_bytes, rx_bytes]`. It is upcast to an unpriced record (`price_per_byte: None`), which
-//! says exactly what v1 knew.
+//! Addresses (20 bytes), hashes (32) and signed transactions are MessagePack bin; amounts are
+//! integers when they fit in 64 bits, else 16 big-endian bytes (see [`super::chain::Amount`]).
+//!
+//! Version 2 had kinds 1 to 4 only, with the same layouts. Version 1 differs in kind 1, whose
+//! body had no price: `[[neighbour, destination], tx_bytes, rx_bytes]`. It is upcast to an
+//! unpriced record (`price_per_byte: None`), which says exactly what v1 knew.
 
+use super::billing::{BillingEvent, Enforcement, PaymentFailure, Thresholds};
+use super::chain::{Address, Amount, PaymentId, TxHash};
 use super::incident::{IncidentEvent, IncidentKind};
-use super::usage::{Link, UsageEvent, UsageRecord};
+use super::usage::{Link, NeighbourId, UsageEvent, UsageRecord};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The schema version this build writes.
-pub const EVENT_VERSION: u8 = 2;
+pub const EVENT_VERSION: u8 = 3;
 /// The oldest schema version this build can still read.
 pub const OLDEST_EVENT_VERSION: u8 = 1;
 
@@ -32,6 +50,7 @@ pub const OLDEST_EVENT_VERSION: u8 = 1;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     Usage(UsageEvent),
+    Billing(BillingEvent),
     Incident(IncidentEvent),
 }
 
@@ -41,13 +60,28 @@ impl Event {
     pub fn value(&self) -> u128 {
         match self {
             Event::Usage(UsageEvent::Accrued(r)) => r.value(),
-            Event::Usage(UsageEvent::CounterReset(_)) | Event::Incident(_) => 0,
+            Event::Billing(
+                BillingEvent::PaymentIntended { amount, .. }
+                | BillingEvent::PaymentReceived { amount, .. }
+                | BillingEvent::Forgiven { amount, .. },
+            ) => amount.0,
+            _ => 0,
         }
     }
 
-    /// Urgent records are flushed at once and may use the flash reserve.
+    /// Urgent records are flushed at once and may use the flash reserve: money that must not
+    /// be lost (a payment decided, signed or received; a debt forgiven) and incidents.
     pub fn is_urgent(&self) -> bool {
-        matches!(self, Event::Incident(_))
+        matches!(
+            self,
+            Event::Incident(_)
+                | Event::Billing(
+                    BillingEvent::PaymentIntended { .. }
+                        | BillingEvent::PaymentSigned { .. }
+                        | BillingEvent::PaymentReceived { .. }
+                        | BillingEvent::Forgiven { .. }
+                )
+        )
     }
 
     /// A short stable name, for traces.
@@ -55,6 +89,21 @@ impl Event {
         match self {
             Event::Usage(UsageEvent::Accrued(_)) => "usage.accrued",
             Event::Usage(UsageEvent::CounterReset(_)) => "usage.counter_reset",
+            Event::Billing(e) => match e {
+                BillingEvent::NeighbourBound { .. } => "billing.neighbour_bound",
+                BillingEvent::FeeSet { .. } => "billing.fee_set",
+                BillingEvent::PriceAdvertised { .. } => "billing.price_advertised",
+                BillingEvent::ThresholdsSet(_) => "billing.thresholds_set",
+                BillingEvent::PaymentIntended { .. } => "billing.payment_intended",
+                BillingEvent::PaymentSigned { .. } => "billing.payment_signed",
+                BillingEvent::PaymentConfirmed { .. } => "billing.payment_confirmed",
+                BillingEvent::PaymentFailed { .. } => "billing.payment_failed",
+                BillingEvent::PaymentReceived { .. } => "billing.payment_received",
+                BillingEvent::IncomingScanned { .. } => "billing.incoming_scanned",
+                BillingEvent::CreditApplied { .. } => "billing.credit_applied",
+                BillingEvent::Forgiven { .. } => "billing.forgiven",
+                BillingEvent::EnforcementChanged { .. } => "billing.enforcement_changed",
+            },
             Event::Incident(IncidentEvent::Opened { .. }) => "incident.opened",
             Event::Incident(IncidentEvent::Closed { .. }) => "incident.closed",
         }
@@ -64,6 +113,12 @@ impl Event {
 impl From<UsageEvent> for Event {
     fn from(e: UsageEvent) -> Self {
         Event::Usage(e)
+    }
+}
+
+impl From<BillingEvent> for Event {
+    fn from(e: BillingEvent) -> Self {
+        Event::Billing(e)
     }
 }
 
@@ -97,6 +152,39 @@ impl fmt::Display for Event {
                     r.link, r.tx_counted, r.rx_counted, r.tx_observed, r.rx_observed
                 )
             }
+            Event::Billing(e) => match e {
+                BillingEvent::PriceAdvertised { link, price_per_byte } => {
+                    write!(f, "{link} price={price_per_byte}")
+                }
+                BillingEvent::NeighbourBound { neighbour, address } => {
+                    write!(f, "n{} address={address}", neighbour.0)
+                }
+                BillingEvent::FeeSet { fee_per_byte } => write!(f, "fee={fee_per_byte}"),
+                BillingEvent::ThresholdsSet(t) => write!(f, "pay={} enforce={}", t.pay, t.enforce),
+                BillingEvent::PaymentIntended { id, neighbour, to, amount } => {
+                    write!(f, "{id} n{} to={to} amount={amount}", neighbour.0)
+                }
+                BillingEvent::PaymentSigned { id, nonce, tx_hash, raw } => {
+                    write!(f, "{id} nonce={nonce} tx={tx_hash} raw={}B", raw.len())
+                }
+                BillingEvent::PaymentConfirmed { id, block } => write!(f, "{id} block={block}"),
+                BillingEvent::PaymentFailed { id, failure, nonce_used } => {
+                    write!(f, "{id} failure={failure:?} nonce_used={nonce_used}")
+                }
+                BillingEvent::PaymentReceived { neighbour, tx_hash, log_index, amount, block } => {
+                    write!(f, "n{} amount={amount} tx={tx_hash}/{log_index} block={block}", neighbour.0)
+                }
+                BillingEvent::IncomingScanned { to_block } => write!(f, "to_block={to_block}"),
+                BillingEvent::CreditApplied { neighbour, amount } => {
+                    write!(f, "n{} amount={amount}", neighbour.0)
+                }
+                BillingEvent::Forgiven { neighbour, amount, reason } => {
+                    write!(f, "n{} amount={amount} reason={reason:?}", neighbour.0)
+                }
+                BillingEvent::EnforcementChanged { neighbour, level } => {
+                    write!(f, "n{} level={level:?}", neighbour.0)
+                }
+            },
             Event::Incident(IncidentEvent::Opened { kind, detail }) => {
                 write!(f, "kind={kind} detail={detail}")
             }
@@ -110,6 +198,19 @@ mod kind {
     pub const COUNTER_RESET: u8 = 2;
     pub const INCIDENT_OPENED: u8 = 3;
     pub const INCIDENT_CLOSED: u8 = 4;
+    pub const PRICE_ADVERTISED: u8 = 5;
+    pub const NEIGHBOUR_BOUND: u8 = 16;
+    pub const FEE_SET: u8 = 17;
+    pub const THRESHOLDS_SET: u8 = 18;
+    pub const PAYMENT_INTENDED: u8 = 19;
+    pub const PAYMENT_SIGNED: u8 = 20;
+    pub const PAYMENT_CONFIRMED: u8 = 21;
+    pub const PAYMENT_FAILED: u8 = 22;
+    pub const PAYMENT_RECEIVED: u8 = 23;
+    pub const INCOMING_SCANNED: u8 = 24;
+    pub const CREDIT_APPLIED: u8 = 25;
+    pub const FORGIVEN: u8 = 26;
+    pub const ENFORCEMENT_CHANGED: u8 = 27;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,16 +261,81 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// Signed transaction bytes as MessagePack bin (a plain `Vec<u8>` would be an array of ints).
+struct Raw<'a>(&'a [u8]);
+
+impl Serialize for Raw<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+struct RawBuf(Vec<u8>);
+
+impl<'de> Deserialize<'de> for RawBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawBuf;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<RawBuf, E> {
+                Ok(RawBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<RawBuf, E> {
+                Ok(RawBuf(v))
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
 /// Appends the payload of `event` (current version, [`EVENT_VERSION`]) to `buf`.
 pub fn encode(event: &Event, buf: &mut Vec<u8>) {
     match event {
         Event::Usage(UsageEvent::Accrued(r)) => body(buf, kind::USAGE_ACCRUED, r),
         Event::Usage(UsageEvent::CounterReset(r)) => body(buf, kind::COUNTER_RESET, r),
+        Event::Billing(e) => encode_billing(e, buf),
         Event::Incident(IncidentEvent::Opened { kind, detail }) => {
             body(buf, kind::INCIDENT_OPENED, &(*kind, *detail))
         }
-        Event::Incident(IncidentEvent::Closed { kind }) => {
-            body(buf, kind::INCIDENT_CLOSED, &(*kind,))
+        Event::Incident(IncidentEvent::Closed { kind }) => body(buf, kind::INCIDENT_CLOSED, &(*kind,)),
+    }
+}
+
+fn encode_billing(e: &BillingEvent, buf: &mut Vec<u8>) {
+    match e {
+        BillingEvent::PriceAdvertised { link, price_per_byte } => {
+            body(buf, kind::PRICE_ADVERTISED, &(link, price_per_byte))
+        }
+        BillingEvent::NeighbourBound { neighbour, address } => {
+            body(buf, kind::NEIGHBOUR_BOUND, &(neighbour, address))
+        }
+        BillingEvent::FeeSet { fee_per_byte } => body(buf, kind::FEE_SET, &(fee_per_byte,)),
+        BillingEvent::ThresholdsSet(t) => body(buf, kind::THRESHOLDS_SET, &(t.pay, t.enforce)),
+        BillingEvent::PaymentIntended { id, neighbour, to, amount } => {
+            body(buf, kind::PAYMENT_INTENDED, &(id, neighbour, to, amount))
+        }
+        BillingEvent::PaymentSigned { id, nonce, tx_hash, raw } => {
+            body(buf, kind::PAYMENT_SIGNED, &(id, nonce, tx_hash, Raw(raw)))
+        }
+        BillingEvent::PaymentConfirmed { id, block } => body(buf, kind::PAYMENT_CONFIRMED, &(id, block)),
+        BillingEvent::PaymentFailed { id, failure, nonce_used } => {
+            body(buf, kind::PAYMENT_FAILED, &(id, failure, nonce_used))
+        }
+        BillingEvent::PaymentReceived { neighbour, tx_hash, log_index, amount, block } => {
+            body(buf, kind::PAYMENT_RECEIVED, &(neighbour, tx_hash, log_index, amount, block))
+        }
+        BillingEvent::IncomingScanned { to_block } => body(buf, kind::INCOMING_SCANNED, &(to_block,)),
+        BillingEvent::CreditApplied { neighbour, amount } => {
+            body(buf, kind::CREDIT_APPLIED, &(neighbour, amount))
+        }
+        BillingEvent::Forgiven { neighbour, amount, reason } => {
+            body(buf, kind::FORGIVEN, &(neighbour, amount, reason))
+        }
+        BillingEvent::EnforcementChanged { neighbour, level } => {
+            body(buf, kind::ENFORCEMENT_CHANGED, &(neighbour, level))
         }
     }
 }
@@ -186,75 +352,106 @@ fn body<T: Serialize>(buf: &mut Vec<u8>, kind: u8, value: &T) {
     buf.push(kind);
     // Writing into a Vec cannot fail, and every event type serializes (no maps with
     // non-string keys, no unsupported types): an error here is a bug in this module.
-    value
-        .serialize(&mut rmp_serde::Serializer::new(buf))
-        .expect("event bodies always serialize into a Vec");
+    value.serialize(&mut rmp_serde::Serializer::new(buf)).expect("event bodies always serialize into a Vec");
 }
 
 /// Decodes a payload written with schema `version`, upcasting old versions.
 pub fn decode(version: u8, payload: &[u8]) -> Result<Event, DecodeError> {
     if version > EVENT_VERSION {
-        return Err(DecodeError::NewerVersion {
-            found: version,
-            supported: EVENT_VERSION,
-        });
+        return Err(DecodeError::NewerVersion { found: version, supported: EVENT_VERSION });
     }
     if version < OLDEST_EVENT_VERSION {
         return Err(DecodeError::UnknownVersion(version));
     }
     let (&kind, rest) = payload.split_first().ok_or(DecodeError::Empty)?;
+    let k = kind;
     let event = match (version, kind) {
-        (_, kind::COUNTER_RESET) => Event::Usage(UsageEvent::CounterReset(read(kind, rest)?)),
+        (1, kind::USAGE_ACCRUED) => {
+            let (link, tx_bytes, rx_bytes): (Link, u64, u64) = read(k, rest)?;
+            Event::Usage(UsageEvent::Accrued(UsageRecord { link, tx_bytes, rx_bytes, price_per_byte: None }))
+        }
+        (_, kind::USAGE_ACCRUED) => Event::Usage(UsageEvent::Accrued(read(k, rest)?)),
+        (_, kind::COUNTER_RESET) => Event::Usage(UsageEvent::CounterReset(read(k, rest)?)),
         (_, kind::INCIDENT_OPENED) => {
-            let (kind, detail): (IncidentKind, u64) = read(kind, rest)?;
+            let (kind, detail): (IncidentKind, u64) = read(k, rest)?;
             Event::Incident(IncidentEvent::Opened { kind, detail })
         }
         (_, kind::INCIDENT_CLOSED) => {
-            let (kind,): (IncidentKind,) = read(kind, rest)?;
+            let (kind,): (IncidentKind,) = read(k, rest)?;
             Event::Incident(IncidentEvent::Closed { kind })
         }
-        (1, kind::USAGE_ACCRUED) => {
-            let v1: UsageRecordV1 = read(kind, rest)?;
-            Event::Usage(UsageEvent::Accrued(v1.upcast()))
-        }
-        (_, kind::USAGE_ACCRUED) => Event::Usage(UsageEvent::Accrued(read(kind, rest)?)),
+        (3.., _) => Event::Billing(decode_billing(version, k, rest)?),
         (version, kind) => return Err(DecodeError::UnknownKind { version, kind }),
     };
     Ok(event)
 }
 
+fn decode_billing(version: u8, k: u8, rest: &[u8]) -> Result<BillingEvent, DecodeError> {
+    Ok(match k {
+        kind::PRICE_ADVERTISED => {
+            let (link, price_per_byte): (Link, u64) = read(k, rest)?;
+            BillingEvent::PriceAdvertised { link, price_per_byte }
+        }
+        kind::NEIGHBOUR_BOUND => {
+            let (neighbour, address): (NeighbourId, Address) = read(k, rest)?;
+            BillingEvent::NeighbourBound { neighbour, address }
+        }
+        kind::FEE_SET => {
+            let (fee_per_byte,): (u64,) = read(k, rest)?;
+            BillingEvent::FeeSet { fee_per_byte }
+        }
+        kind::THRESHOLDS_SET => {
+            let (pay, enforce): (Amount, Amount) = read(k, rest)?;
+            BillingEvent::ThresholdsSet(Thresholds { pay, enforce })
+        }
+        kind::PAYMENT_INTENDED => {
+            let (id, neighbour, to, amount): (PaymentId, NeighbourId, Address, Amount) = read(k, rest)?;
+            BillingEvent::PaymentIntended { id, neighbour, to, amount }
+        }
+        kind::PAYMENT_SIGNED => {
+            let (id, nonce, tx_hash, raw): (PaymentId, u64, TxHash, RawBuf) = read(k, rest)?;
+            BillingEvent::PaymentSigned { id, nonce, tx_hash, raw: raw.0 }
+        }
+        kind::PAYMENT_CONFIRMED => {
+            let (id, block): (PaymentId, u64) = read(k, rest)?;
+            BillingEvent::PaymentConfirmed { id, block }
+        }
+        kind::PAYMENT_FAILED => {
+            let (id, failure, nonce_used): (PaymentId, PaymentFailure, bool) = read(k, rest)?;
+            BillingEvent::PaymentFailed { id, failure, nonce_used }
+        }
+        kind::PAYMENT_RECEIVED => {
+            let (neighbour, tx_hash, log_index, amount, block): (NeighbourId, TxHash, u32, Amount, u64) =
+                read(k, rest)?;
+            BillingEvent::PaymentReceived { neighbour, tx_hash, log_index, amount, block }
+        }
+        kind::INCOMING_SCANNED => {
+            let (to_block,): (u64,) = read(k, rest)?;
+            BillingEvent::IncomingScanned { to_block }
+        }
+        kind::CREDIT_APPLIED => {
+            let (neighbour, amount): (NeighbourId, Amount) = read(k, rest)?;
+            BillingEvent::CreditApplied { neighbour, amount }
+        }
+        kind::FORGIVEN => {
+            let (neighbour, amount, reason): (NeighbourId, Amount, String) = read(k, rest)?;
+            BillingEvent::Forgiven { neighbour, amount, reason }
+        }
+        kind::ENFORCEMENT_CHANGED => {
+            let (neighbour, level): (NeighbourId, Enforcement) = read(k, rest)?;
+            BillingEvent::EnforcementChanged { neighbour, level }
+        }
+        kind => return Err(DecodeError::UnknownKind { version, kind }),
+    })
+}
+
 fn read<T: DeserializeOwned>(kind: u8, mut bytes: &[u8]) -> Result<T, DecodeError> {
     let mut de = rmp_serde::Deserializer::new(&mut bytes);
-    let value = T::deserialize(&mut de).map_err(|e| DecodeError::Body {
-        kind,
-        reason: e.to_string(),
-    })?;
+    let value = T::deserialize(&mut de).map_err(|e| DecodeError::Body { kind, reason: e.to_string() })?;
     if !bytes.is_empty() {
-        return Err(DecodeError::Trailing {
-            kind,
-            bytes: bytes.len(),
-        });
+        return Err(DecodeError::Trailing { kind, bytes: bytes.len() });
     }
     Ok(value)
-}
-
-/// Version 1 of kind 1: a usage record without a price.
-#[derive(Serialize, Deserialize)]
-struct UsageRecordV1 {
-    link: Link,
-    tx_bytes: u64,
-    rx_bytes: u64,
-}
-
-impl UsageRecordV1 {
-    fn upcast(self) -> UsageRecord {
-        UsageRecord {
-            link: self.link,
-            tx_bytes: self.tx_bytes,
-            rx_bytes: self.rx_bytes,
-            price_per_byte: None,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -262,31 +459,38 @@ mod tests {
     use super::*;
     use crate::events::usage::CounterReset;
 
-    fn accrued(price: Option<u64>) -> Event {
+    fn accrued(price_per_byte: Option<u64>) -> Event {
         Event::Usage(UsageEvent::Accrued(UsageRecord {
             link: Link::new(3, 17),
             tx_bytes: 12_000_000,
             rx_bytes: 11_500_000,
-            price_per_byte: price,
+            price_per_byte,
         }))
     }
 
-    /// (event, exact v2 payload bytes), checked in both directions.
+    fn hash(b: u8) -> TxHash {
+        TxHash([b; 32])
+    }
+
+    fn addr(b: u8) -> Address {
+        Address([b; 20])
+    }
+
+    /// `[kind] ++ rest`, for goldens with long runs of address or hash bytes.
+    fn bytes(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    /// (event, exact v3 payload bytes), checked in both directions.
     fn golden() -> Vec<(Event, Vec<u8>)> {
+        let tx12m = [0xce, 0x00, 0xb7, 0x1b, 0x00];
+        let rx11m = [0xce, 0x00, 0xaf, 0x79, 0xe0];
         vec![
+            (accrued(Some(20)), bytes(&[&[0x01, 0x94, 0x92, 0x03, 0x11], &tx12m, &rx11m, &[0x14]])),
+            (accrued(None), bytes(&[&[0x01, 0x94, 0x92, 0x03, 0x11], &tx12m, &rx11m, &[0xc0]])),
             (
-                accrued(Some(20)),
-                vec![
-                    0x01, 0x94, 0x92, 0x03, 0x11, 0xce, 0x00, 0xb7, 0x1b, 0x00, 0xce, 0x00, 0xaf,
-                    0x79, 0xe0, 0x14,
-                ],
-            ),
-            (
-                accrued(None),
-                vec![
-                    0x01, 0x94, 0x92, 0x03, 0x11, 0xce, 0x00, 0xb7, 0x1b, 0x00, 0xce, 0x00, 0xaf,
-                    0x79, 0xe0, 0xc0,
-                ],
+                accrued(Some(300_000)),
+                bytes(&[&[0x01, 0x94, 0x92, 0x03, 0x11], &tx12m, &rx11m, &[0xce, 0x00, 0x04, 0x93, 0xe0]]),
             ),
             (
                 Event::Usage(UsageEvent::CounterReset(CounterReset {
@@ -298,22 +502,94 @@ mod tests {
                     tx_observed: 5,
                     rx_observed: 9,
                 })),
-                vec![
-                    0x02, 0x97, 0x92, 0x01, 0x02, 0xc3, 0xc2, 0xcd, 0x03, 0xe8, 0x07, 0x05, 0x09,
-                ],
+                vec![0x02, 0x97, 0x92, 0x01, 0x02, 0xc3, 0xc2, 0xcd, 0x03, 0xe8, 0x07, 0x05, 0x09],
             ),
             (
-                Event::Incident(IncidentEvent::Opened {
-                    kind: IncidentKind::FlashFull,
-                    detail: 300,
-                }),
+                Event::Incident(IncidentEvent::Opened { kind: IncidentKind::FlashFull, detail: 300 }),
                 vec![0x03, 0x92, 0x01, 0xcd, 0x01, 0x2c],
             ),
             (
-                Event::Incident(IncidentEvent::Closed {
-                    kind: IncidentKind::LogWriteFailed,
-                }),
+                Event::Incident(IncidentEvent::Closed { kind: IncidentKind::LogWriteFailed }),
                 vec![0x04, 0x91, 0x02],
+            ),
+            (
+                Event::Billing(BillingEvent::PriceAdvertised { link: Link::new(1, 2), price_per_byte: 7 }),
+                vec![0x05, 0x92, 0x92, 0x01, 0x02, 0x07],
+            ),
+            (
+                Event::Billing(BillingEvent::NeighbourBound {
+                    neighbour: NeighbourId(4),
+                    address: addr(0xab),
+                }),
+                bytes(&[&[0x10, 0x92, 0x04, 0xc4, 0x14], &[0xab; 20]]),
+            ),
+            (Event::Billing(BillingEvent::FeeSet { fee_per_byte: 9 }), vec![0x11, 0x91, 0x09]),
+            (
+                Event::Billing(BillingEvent::ThresholdsSet(Thresholds {
+                    pay: Amount(1000),
+                    enforce: Amount(u128::MAX),
+                })),
+                bytes(&[&[0x12, 0x92, 0xcd, 0x03, 0xe8, 0xc4, 0x10], &[0xff; 16]]),
+            ),
+            (
+                Event::Billing(BillingEvent::PaymentIntended {
+                    id: PaymentId(2),
+                    neighbour: NeighbourId(4),
+                    to: addr(1),
+                    amount: Amount(70_000),
+                }),
+                bytes(&[&[0x13, 0x94, 0x02, 0x04, 0xc4, 0x14], &[0x01; 20], &[0xce, 0x00, 0x01, 0x11, 0x70]]),
+            ),
+            (
+                Event::Billing(BillingEvent::PaymentSigned {
+                    id: PaymentId(2),
+                    nonce: 5,
+                    tx_hash: hash(0xee),
+                    raw: vec![0xf8, 0x6b, 0x01],
+                }),
+                bytes(&[&[0x14, 0x94, 0x02, 0x05, 0xc4, 0x20], &[0xee; 32], &[0xc4, 0x03, 0xf8, 0x6b, 0x01]]),
+            ),
+            (
+                Event::Billing(BillingEvent::PaymentConfirmed { id: PaymentId(2), block: 130 }),
+                vec![0x15, 0x92, 0x02, 0xcc, 0x82],
+            ),
+            (
+                Event::Billing(BillingEvent::PaymentFailed {
+                    id: PaymentId(3),
+                    failure: PaymentFailure::Reverted,
+                    nonce_used: true,
+                }),
+                vec![0x16, 0x93, 0x03, 0x02, 0xc3],
+            ),
+            (
+                Event::Billing(BillingEvent::PaymentReceived {
+                    neighbour: NeighbourId(4),
+                    tx_hash: hash(0x11),
+                    log_index: 0,
+                    amount: Amount(5),
+                    block: 7,
+                }),
+                bytes(&[&[0x17, 0x95, 0x04, 0xc4, 0x20], &[0x11; 32], &[0x00, 0x05, 0x07]]),
+            ),
+            (Event::Billing(BillingEvent::IncomingScanned { to_block: 7 }), vec![0x18, 0x91, 0x07]),
+            (
+                Event::Billing(BillingEvent::CreditApplied { neighbour: NeighbourId(4), amount: Amount(3) }),
+                vec![0x19, 0x92, 0x04, 0x03],
+            ),
+            (
+                Event::Billing(BillingEvent::Forgiven {
+                    neighbour: NeighbourId(4),
+                    amount: Amount(3),
+                    reason: "storm".into(),
+                }),
+                vec![0x1a, 0x93, 0x04, 0x03, 0xa5, b's', b't', b'o', b'r', b'm'],
+            ),
+            (
+                Event::Billing(BillingEvent::EnforcementChanged {
+                    neighbour: NeighbourId(4),
+                    level: Enforcement::Throttled,
+                }),
+                vec![0x1b, 0x92, 0x04, 0x01],
             ),
         ]
     }
@@ -333,17 +609,27 @@ mod tests {
     }
 
     #[test]
-    fn version_1_usage_records_upcast_to_unpriced() {
-        let v1 = [
-            0x01, 0x93, 0x92, 0x03, 0x11, 0xce, 0x00, 0xb7, 0x1b, 0x00, 0xce, 0x00, 0xaf, 0x79,
-            0xe0,
-        ];
+    fn every_event_kind_has_a_golden_and_a_distinct_name() {
+        let names: std::collections::BTreeSet<&str> = golden().iter().map(|(e, _)| e.kind_name()).collect();
+        assert_eq!(names.len(), 17, "every kind has a golden: {names:?}");
+    }
+
+    #[test]
+    fn older_versions_decode_and_upcast_to_exactly_what_they_knew() {
+        // v2: the same layout as v3 for the kinds it had.
+        let v2 = bytes(&[
+            &[0x01, 0x94, 0x92, 0x03, 0x11, 0xce, 0x00, 0xb7, 0x1b, 0x00, 0xce, 0x00, 0xaf, 0x79, 0xe0],
+            &[0x14],
+        ]);
+        assert_eq!(decode(2, &v2), Ok(accrued(Some(20))));
+        // v1: no price at all.
+        let v1 = [0x01, 0x93, 0x92, 0x03, 0x11, 0xce, 0x00, 0xb7, 0x1b, 0x00, 0xce, 0x00, 0xaf, 0x79, 0xe0];
         assert_eq!(decode(1, &v1), Ok(accrued(None)));
-        // The same bytes are not a valid v2 record: v2 requires the price field.
-        assert!(matches!(
-            decode(2, &v1),
-            Err(DecodeError::Body { kind: 1, .. })
-        ));
+        // The same bytes are not valid in the newer layouts.
+        assert!(matches!(decode(2, &v1), Err(DecodeError::Body { kind: 1, .. })));
+        assert_eq!(decode(3, &v2), Ok(accrued(Some(20))));
+        // Billing kinds did not exist before version 3.
+        assert_eq!(decode(2, &[0x11, 0x91, 0x09]), Err(DecodeError::UnknownKind { version: 2, kind: 0x11 }));
     }
 
     #[test]
@@ -351,33 +637,20 @@ mod tests {
         let payload = encode_to_vec(&accrued(Some(1)));
         assert_eq!(
             decode(EVENT_VERSION + 1, &payload),
-            Err(DecodeError::NewerVersion {
-                found: EVENT_VERSION + 1,
-                supported: EVENT_VERSION
-            })
+            Err(DecodeError::NewerVersion { found: EVENT_VERSION + 1, supported: EVENT_VERSION })
         );
         assert_eq!(decode(0, &payload), Err(DecodeError::UnknownVersion(0)));
-        assert_eq!(decode(2, &[]), Err(DecodeError::Empty));
-        assert_eq!(
-            decode(2, &[0x63, 0x90]),
-            Err(DecodeError::UnknownKind {
-                version: 2,
-                kind: 0x63
-            })
-        );
+        assert_eq!(decode(3, &[]), Err(DecodeError::Empty));
+        assert_eq!(decode(3, &[0x63, 0x90]), Err(DecodeError::UnknownKind { version: 3, kind: 0x63 }));
         let mut long = payload.clone();
         long.push(0);
-        assert_eq!(
-            decode(2, &long),
-            Err(DecodeError::Trailing { kind: 1, bytes: 1 })
-        );
+        assert_eq!(decode(3, &long), Err(DecodeError::Trailing { kind: 1, bytes: 1 }));
+        assert!(matches!(decode(3, &payload[..6]), Err(DecodeError::Body { .. })));
+        assert!(matches!(decode(3, &[0x03, 0x92, 0x09, 0x01]), Err(DecodeError::Body { kind: 3, .. })));
+        // A 19-byte address is not an address.
         assert!(matches!(
-            decode(2, &payload[..6]),
-            Err(DecodeError::Body { .. })
-        ));
-        assert!(matches!(
-            decode(2, &[0x03, 0x92, 0x09, 0x01]),
-            Err(DecodeError::Body { kind: 3, .. })
+            decode(3, &bytes(&[&[0x10, 0x92, 0x04, 0xc4, 0x13], &[0xab; 19]])),
+            Err(DecodeError::Body { kind: 0x10, .. })
         ));
     }
 
@@ -388,5 +661,13 @@ mod tests {
             true
         }
         quickcheck::quickcheck(prop as fn(u8, Vec<u8>) -> bool);
+    }
+
+    #[test]
+    fn every_golden_renders_for_people() {
+        for (event, _) in golden() {
+            assert!(!event.to_string().is_empty());
+        }
+        assert_eq!(accrued(Some(20)).to_string(), "n3/d17 tx=12000000 rx=11500000 price=20");
     }
 }

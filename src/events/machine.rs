@@ -15,8 +15,8 @@
 //! 5. Re-arm the one timer for [`Machine::poll_timeout`].
 //!
 //! Replaying the emitted events through [`Fold::apply`] from the same starting state gives
-//! exactly the machine's durable state ([`Machine::state`]). That is what makes recovery and
-//! billing disputes exact.
+//! exactly the machine's durable state (each machine exposes it, e.g.
+//! `UsageMachine::state`). That is what makes recovery and billing disputes exact.
 
 use super::Stamp;
 use std::fmt::Debug;
@@ -48,17 +48,11 @@ pub struct Effect<E> {
 
 impl<E> Effect<E> {
     pub fn now(action: E) -> Self {
-        Self {
-            release: Release::Immediately,
-            action,
-        }
+        Self { release: Release::Immediately, action }
     }
 
     pub fn when_durable(action: E) -> Self {
-        Self {
-            release: Release::WhenDurable,
-            action,
-        }
+        Self { release: Release::WhenDurable, action }
     }
 }
 
@@ -70,8 +64,6 @@ pub trait Machine {
     type Effect: Debug;
     /// The names of this machine's deadlines.
     type Timer: Copy + Ord + Debug;
-    /// The durable part of the machine, which its events fold into.
-    type State: Fold<Event = Self::Event>;
 
     /// Decides what `input`, arriving at `at`, means. Never blocks, never does I/O.
     fn handle(&mut self, at: Stamp, input: Self::Input);
@@ -89,6 +81,4 @@ pub trait Machine {
 
     /// The earliest deadline and why; the shell arms one timer for it.
     fn poll_timeout(&self) -> Option<(Stamp, Self::Timer)>;
-
-    fn state(&self) -> &Self::State;
 }

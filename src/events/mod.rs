@@ -4,6 +4,8 @@
 //!
 //! Pure: no I/O, no clocks, no runtime.
 
+pub mod billing;
+pub mod chain;
 pub mod codec;
 pub mod incident;
 mod machine;

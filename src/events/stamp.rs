@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A point in monotonic time: `(boot, tick_ms)`, ordered by boot first.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Stamp {
     /// Boot counter, persisted on flash and incremented at every start.
     pub boot: u32,
@@ -27,10 +25,7 @@ impl Stamp {
     /// The stamp `ms` milliseconds later in the same boot (saturating: a deadline that
     /// overflows is simply never reached).
     pub const fn plus_ms(self, ms: u64) -> Self {
-        Self {
-            boot: self.boot,
-            tick_ms: self.tick_ms.saturating_add(ms),
-        }
+        Self { boot: self.boot, tick_ms: self.tick_ms.saturating_add(ms) }
     }
 
     /// Milliseconds from `earlier` to `self` within one boot; 0 if `earlier` is later or from
@@ -46,21 +41,13 @@ impl Stamp {
 
 impl fmt::Display for Stamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}.{:03}",
-            self.boot,
-            self.tick_ms / 1000,
-            self.tick_ms % 1000
-        )
+        write!(f, "{}:{}.{:03}", self.boot, self.tick_ms / 1000, self.tick_ms % 1000)
     }
 }
 
 /// The position of a record in the event log. The first record is `Seq(1)`; `Seq(0)` means
 /// "nothing yet". Assigned by the log writer, never by a machine.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Seq(pub u64);
 
 impl Seq {

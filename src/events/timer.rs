@@ -16,9 +16,7 @@ pub struct TimerTable<R: Ord + Copy> {
 
 impl<R: Ord + Copy> Default for TimerTable<R> {
     fn default() -> Self {
-        Self {
-            deadlines: BTreeMap::new(),
-        }
+        Self { deadlines: BTreeMap::new() }
     }
 }
 

@@ -23,10 +23,7 @@ pub struct Link {
 
 impl Link {
     pub const fn new(neighbour: u32, destination: u32) -> Self {
-        Self {
-            neighbour: NeighbourId(neighbour),
-            destination: DestinationId(destination),
-        }
+        Self { neighbour: NeighbourId(neighbour), destination: DestinationId(destination) }
     }
 }
 
@@ -49,11 +46,9 @@ pub struct CounterSample {
 pub enum UsageInput {
     /// Counters read from the kernel (answer to [`UsageEffect::ReadCounters`]).
     Counters(Vec<CounterSample>),
-    /// The price per byte that applies to traffic on `link` from now on (`None`: unpriced).
-    PriceSelected {
-        link: Link,
-        price_per_byte: Option<u64>,
-    },
+    /// The price per byte the neighbour on `link` charges for its destination, i.e. what it
+    /// advertised to us; it prices our tx bytes from now on (`None`: unpriced).
+    PriceSelected { link: Link, price_per_byte: Option<u64> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -64,22 +59,32 @@ pub enum UsageTimer {
     Window,
 }
 
-/// Bytes carried on one link since the previous record, and the price they were carried at.
+/// Bytes carried on one link since the previous record.
+///
+/// It carries one price: what the neighbour charges us per tx byte, which comes from outside
+/// the log (its advertisement) and so must be recorded. The price its rx bytes are expected
+/// to pay is ours, already in the log as billing `PriceAdvertised` events: the billing fold
+/// computes it (the lowest price advertised since the link's previous record), which keeps
+/// this record within 32 bytes on flash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRecord {
     pub link: Link,
     pub tx_bytes: u64,
     pub rx_bytes: u64,
-    /// Price per byte in the token's base unit; `None` for an unpriced route (and for records
-    /// written by event version 1, which carried no price).
+    /// What the neighbour charges per tx byte (base units); `None`: unpriced, or written by
+    /// event version 1, which carried no price.
     pub price_per_byte: Option<u64>,
 }
 
 impl UsageRecord {
-    /// The most money this record can stand for: the larger direction at its price.
+    /// What we owe for the tx bytes (u64 × u64 always fits in u128).
+    pub fn tx_amount(&self) -> u128 {
+        u128::from(self.tx_bytes) * u128::from(self.price_per_byte.unwrap_or(0))
+    }
+
+    /// The money at risk if this record were lost: what we owe for it.
     pub fn value(&self) -> u128 {
-        let bytes = u128::from(self.tx_bytes.max(self.rx_bytes));
-        bytes.saturating_mul(u128::from(self.price_per_byte.unwrap_or(0)))
+        self.tx_amount()
     }
 }
 

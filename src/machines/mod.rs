@@ -2,10 +2,12 @@
 //! [`NodeState`]: the durable state of a whole node, which is the fold of its event log and
 //! what snapshots hold.
 
+pub mod billing;
 pub mod incidents;
 pub mod usage;
 
 use crate::events::{Event, Fold};
+use billing::BillingLedger;
 use incidents::IncidentLedger;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -16,6 +18,7 @@ use usage::UsageLedger;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeState {
     pub usage: UsageLedger,
+    pub billing: BillingLedger,
     pub incidents: IncidentLedger,
 }
 
@@ -24,14 +27,18 @@ impl Fold for NodeState {
 
     fn apply(&mut self, event: &Event) {
         match event {
-            Event::Usage(e) => self.usage.apply(e),
+            Event::Usage(e) => {
+                self.usage.apply(e);
+                self.billing.apply_usage(e);
+            }
+            Event::Billing(e) => self.billing.apply_billing(e),
             Event::Incident(e) => self.incidents.apply(e),
         }
     }
 }
 
 /// The schema version of snapshot bytes; bump it when [`NodeState`]'s shape changes.
-pub const SNAPSHOT_VERSION: u8 = 1;
+pub const SNAPSHOT_VERSION: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotError {
@@ -45,10 +52,7 @@ impl fmt::Display for SnapshotError {
         match self {
             Self::Empty => write!(f, "empty snapshot"),
             Self::Version { found, supported } => {
-                write!(
-                    f,
-                    "snapshot version {found} is not supported (this build reads {supported})"
-                )
+                write!(f, "snapshot version {found} is not supported (this build reads {supported})")
             }
             Self::Body(reason) => write!(f, "malformed snapshot: {reason}"),
         }
@@ -70,10 +74,7 @@ impl NodeState {
     pub fn decode_snapshot(bytes: &[u8]) -> Result<Self, SnapshotError> {
         let (&version, body) = bytes.split_first().ok_or(SnapshotError::Empty)?;
         if version != SNAPSHOT_VERSION {
-            return Err(SnapshotError::Version {
-                found: version,
-                supported: SNAPSHOT_VERSION,
-            });
+            return Err(SnapshotError::Version { found: version, supported: SNAPSHOT_VERSION });
         }
         rmp_serde::from_slice(body).map_err(|e| SnapshotError::Body(e.to_string()))
     }
@@ -117,26 +118,17 @@ mod tests {
             rx_bytes: 6,
             price_per_byte: Some(1),
         })));
-        state.apply(&Event::Incident(IncidentEvent::Opened {
-            kind: IncidentKind::FlashFull,
-            detail: 9,
-        }));
+        state.apply(&Event::Incident(IncidentEvent::Opened { kind: IncidentKind::FlashFull, detail: 9 }));
         let bytes = state.encode_snapshot();
         assert_eq!(NodeState::decode_snapshot(&bytes), Ok(state.clone()));
         let mut newer = bytes.clone();
         newer[0] = SNAPSHOT_VERSION + 1;
         assert_eq!(
             NodeState::decode_snapshot(&newer),
-            Err(SnapshotError::Version {
-                found: SNAPSHOT_VERSION + 1,
-                supported: SNAPSHOT_VERSION
-            })
+            Err(SnapshotError::Version { found: SNAPSHOT_VERSION + 1, supported: SNAPSHOT_VERSION })
         );
         assert_eq!(NodeState::decode_snapshot(&[]), Err(SnapshotError::Empty));
-        assert!(matches!(
-            NodeState::decode_snapshot(&bytes[..bytes.len() - 2]),
-            Err(SnapshotError::Body(_))
-        ));
+        assert!(matches!(NodeState::decode_snapshot(&bytes[..bytes.len() - 2]), Err(SnapshotError::Body(_))));
         // The same state renders as JSON for `replay state --json`.
         assert!(serde_json::to_string(&state).is_ok());
     }

@@ -13,8 +13,10 @@
 //! zero, the reading is below `tx_counted`, and that is recorded as a [`CounterReset`] (the
 //! bytes between the last record and the reboot are unknowable and are not invented).
 //!
-//! A price change closes the link's pending bytes at the old price first, so every record has
-//! exactly one price.
+//! Tx bytes are priced at what the neighbour quotes us for the destination; a change of quote
+//! closes the link's pending bytes at the old quote first, so each record has exactly one
+//! price, written in it. (What rx bytes are expected to pay is billing's business: see
+//! `machines::billing`.)
 
 use crate::events::usage::{
     CounterReset, CounterSample, Link, UsageEffect, UsageEvent, UsageInput, UsageRecord, UsageTimer,
@@ -33,10 +35,7 @@ pub struct UsageConfig {
 
 impl Default for UsageConfig {
     fn default() -> Self {
-        Self {
-            poll_ms: 10_000,
-            window_ms: 60_000,
-        }
+        Self { poll_ms: 10_000, window_ms: 60_000 }
     }
 }
 
@@ -120,16 +119,18 @@ impl UsageMachine {
         }
     }
 
+    /// The durable state: the fold of every usage event.
+    pub fn state(&self) -> &UsageLedger {
+        &self.ledger
+    }
+
     /// Bytes read from the counters but not yet in a record, per link.
     pub fn pending(&self, link: Link) -> (u64, u64) {
         let Some(&(tx, rx)) = self.observed.get(&link) else {
             return (0, 0);
         };
         let counted = self.ledger.links.get(&link).copied().unwrap_or_default();
-        (
-            tx.saturating_sub(counted.tx_counted),
-            rx.saturating_sub(counted.rx_counted),
-        )
+        (tx.saturating_sub(counted.tx_counted), rx.saturating_sub(counted.rx_counted))
     }
 
     fn emit(&mut self, event: UsageEvent) {
@@ -142,11 +143,8 @@ impl UsageMachine {
         let counted = self.ledger.links.get(&link).copied().unwrap_or_default();
         // The baseline a new reading must not fall below: the previous reading, or after a
         // restart (no reading yet) the durable accounted value.
-        let (base_tx, base_rx) = self
-            .observed
-            .get(&link)
-            .copied()
-            .unwrap_or((counted.tx_counted, counted.rx_counted));
+        let (base_tx, base_rx) =
+            self.observed.get(&link).copied().unwrap_or((counted.tx_counted, counted.rx_counted));
         let tx_reset = sample.tx_bytes < base_tx;
         let rx_reset = sample.rx_bytes < base_rx;
         if tx_reset || rx_reset {
@@ -164,8 +162,7 @@ impl UsageMachine {
                 rx_observed: sample.rx_bytes,
             }));
         }
-        self.observed
-            .insert(link, (sample.tx_bytes, sample.rx_bytes));
+        self.observed.insert(link, (sample.tx_bytes, sample.rx_bytes));
     }
 
     /// Writes the link's pending bytes as a record, if there are any.
@@ -175,15 +172,9 @@ impl UsageMachine {
             return;
         }
         let price_per_byte = self.prices.get(&link).copied().flatten();
-        let record = UsageRecord {
-            link,
-            tx_bytes,
-            rx_bytes,
-            price_per_byte,
-        };
+        let record = UsageRecord { link, tx_bytes, rx_bytes, price_per_byte };
         self.emit(UsageEvent::Accrued(record));
-        self.effects
-            .push_back(Effect::when_durable(UsageEffect::Report(record)));
+        self.effects.push_back(Effect::when_durable(UsageEffect::Report(record)));
     }
 }
 
@@ -192,7 +183,6 @@ impl Machine for UsageMachine {
     type Event = UsageEvent;
     type Effect = UsageEffect;
     type Timer = UsageTimer;
-    type State = UsageLedger;
 
     fn handle(&mut self, _at: Stamp, input: UsageInput) {
         match input {
@@ -201,10 +191,7 @@ impl Machine for UsageMachine {
                     self.observe(sample);
                 }
             }
-            UsageInput::PriceSelected {
-                link,
-                price_per_byte,
-            } => {
+            UsageInput::PriceSelected { link, price_per_byte } => {
                 let old = self.prices.get(&link).copied().flatten();
                 if old != price_per_byte {
                     self.accrue(link);
@@ -217,18 +204,15 @@ impl Machine for UsageMachine {
     fn handle_timeout(&mut self, at: Stamp, timer: UsageTimer) {
         match timer {
             UsageTimer::Poll => {
-                self.effects
-                    .push_back(Effect::now(UsageEffect::ReadCounters));
-                self.timers
-                    .set(UsageTimer::Poll, at.plus_ms(self.config.poll_ms));
+                self.effects.push_back(Effect::now(UsageEffect::ReadCounters));
+                self.timers.set(UsageTimer::Poll, at.plus_ms(self.config.poll_ms));
             }
             UsageTimer::Window => {
                 let links: Vec<Link> = self.observed.keys().copied().collect();
                 for link in links {
                     self.accrue(link);
                 }
-                self.timers
-                    .set(UsageTimer::Window, at.plus_ms(self.config.window_ms));
+                self.timers.set(UsageTimer::Window, at.plus_ms(self.config.window_ms));
             }
         }
     }
@@ -247,10 +231,6 @@ impl Machine for UsageMachine {
 
     fn poll_timeout(&self) -> Option<(Stamp, UsageTimer)> {
         self.timers.earliest()
-    }
-
-    fn state(&self) -> &UsageLedger {
-        &self.ledger
     }
 }
 

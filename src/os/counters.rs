@@ -39,11 +39,7 @@ impl CounterSource for SimulatedCounters {
         for (link, (tx, rx)) in self.counters.iter_mut() {
             *tx += self.rng.below(self.max_bytes_per_read + 1);
             *rx += self.rng.below(self.max_bytes_per_read + 1);
-            out.push(CounterSample {
-                link: *link,
-                tx_bytes: *tx,
-                rx_bytes: *rx,
-            });
+            out.push(CounterSample { link: *link, tx_bytes: *tx, rx_bytes: *rx });
         }
         Ok(out)
     }

@@ -5,8 +5,7 @@ use crate::events::codec::{self, DecodeError};
 use crate::events::Fold;
 use crate::machines::{NodeState, SnapshotError};
 use flash_layout::{
-    Budget, DirStorage, FlushPolicy, LogConfig, Recovery, RestoreError, Retention, Store,
-    StoreError,
+    Budget, DirStorage, FlushPolicy, LogConfig, Recovery, RestoreError, Retention, Store, StoreError,
 };
 use std::fmt;
 use std::fs;
@@ -40,10 +39,7 @@ impl Default for FlashConfig {
             budget: Budget {
                 max_bytes: 4 * 1024 * 1024,
                 urgent_reserve_bytes: 64 * 1024,
-                retention: Retention {
-                    min_records: 100_000,
-                    min_bytes: 1024 * 1024,
-                },
+                retention: Retention { min_records: 100_000, min_bytes: 1024 * 1024 },
             },
         }
     }
@@ -92,24 +88,17 @@ impl std::error::Error for FlashError {}
 pub fn next_boot(dir: &Path) -> Result<u32, FlashError> {
     let path = dir.join(BOOT_FILE);
     let previous = match fs::read_to_string(&path) {
-        Ok(text) => text
-            .trim()
-            .parse::<u32>()
-            .map_err(|e| FlashError::BootCounter {
-                path: path.clone(),
-                reason: format!("not a number ({e}): {:?}", text.trim()),
-            })?,
+        Ok(text) => text.trim().parse::<u32>().map_err(|e| FlashError::BootCounter {
+            path: path.clone(),
+            reason: format!("not a number ({e}): {:?}", text.trim()),
+        })?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
         Err(source) => return Err(FlashError::Io { path, source }),
     };
     let boot = previous
         .checked_add(1)
-        .ok_or_else(|| FlashError::BootCounter {
-            path: path.clone(),
-            reason: "counter exhausted".into(),
-        })?;
-    write_atomic(&path, format!("{boot}\n").as_bytes())
-        .map_err(|source| FlashError::Io { path, source })?;
+        .ok_or_else(|| FlashError::BootCounter { path: path.clone(), reason: "counter exhausted".into() })?;
+    write_atomic(&path, format!("{boot}\n").as_bytes()).map_err(|source| FlashError::Io { path, source })?;
     Ok(boot)
 }
 
@@ -155,9 +144,7 @@ impl Opened {
                 cut.bytes,
                 cut.from_seq,
                 cut.reason,
-                cut.quarantined
-                    .as_ref()
-                    .map_or(String::new(), |q| format!(", kept in {q}"))
+                cut.quarantined.as_ref().map_or(String::new(), |q| format!(", kept in {q}"))
             )),
             None => line.push_str("; log intact"),
         }
@@ -166,9 +153,7 @@ impl Opened {
                 "; log damaged below snapshot #{}: {} records removed{}, continuing at #{}",
                 r.snapshot_seq,
                 r.records_removed,
-                r.quarantined
-                    .as_ref()
-                    .map_or(String::new(), |q| format!(" (kept in {q})")),
+                r.quarantined.as_ref().map_or(String::new(), |q| format!(" (kept in {q})")),
                 r.snapshot_seq + 1
             ));
         }
@@ -179,20 +164,10 @@ impl Opened {
 /// Opens (creating if needed) the store in `dir`, cuts a torn tail, and recovers the node's
 /// state: newest valid snapshot, then the log after it.
 pub fn open(dir: &Path, config: FlashConfig) -> Result<Opened, FlashError> {
-    fs::create_dir_all(dir).map_err(|source| FlashError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let (store, recovery) =
-        Store::open_dir(dir, config.log, config.budget).map_err(FlashError::Store)?;
+    fs::create_dir_all(dir).map_err(|source| FlashError::Io { path: dir.to_path_buf(), source })?;
+    let (store, recovery) = Store::open_dir(dir, config.log, config.budget).map_err(FlashError::Store)?;
     let (state, restored) = restore(&store)?;
-    Ok(Opened {
-        store,
-        state,
-        recovery,
-        snapshot_seq: restored.snapshot_seq,
-        replayed: restored.replayed,
-    })
+    Ok(Opened { store, state, recovery, snapshot_seq: restored.snapshot_seq, replayed: restored.replayed })
 }
 
 /// Where a recovered state came from.
@@ -210,8 +185,8 @@ pub fn restore(store: &Store<DirStorage>) -> Result<(NodeState, Restored), Flash
             |bytes| NodeState::decode_snapshot(bytes).map_err(FlashError::Snapshot),
             NodeState::default,
             |state: &mut NodeState, seq, version, payload| {
-                let event = codec::decode(version, payload)
-                    .map_err(|source| FlashError::Event { seq, source })?;
+                let event =
+                    codec::decode(version, payload).map_err(|source| FlashError::Event { seq, source })?;
                 state.apply(&event);
                 replayed += 1;
                 Ok(())
@@ -222,17 +197,6 @@ pub fn restore(store: &Store<DirStorage>) -> Result<(NodeState, Restored), Flash
             RestoreError::Decode { error, .. } | RestoreError::Apply { error, .. } => error,
             gap @ RestoreError::Gap { .. } => FlashError::Gap(gap.to_string()),
         })?;
-    let snapshot_seq = store
-        .snapshots()
-        .seqs()
-        .map_err(|e| FlashError::Store(e.into()))?
-        .last()
-        .copied();
-    Ok((
-        state,
-        Restored {
-            snapshot_seq,
-            replayed,
-        },
-    ))
+    let snapshot_seq = store.snapshots().seqs().map_err(|e| FlashError::Store(e.into()))?.last().copied();
+    Ok((state, Restored { snapshot_seq, replayed }))
 }

@@ -14,19 +14,13 @@ pub struct Gate<T> {
 
 impl<T> Default for Gate<T> {
     fn default() -> Self {
-        Self {
-            held: VecDeque::new(),
-            durable: Seq::NONE,
-        }
+        Self { held: VecDeque::new(), durable: Seq::NONE }
     }
 }
 
 impl<T> Gate<T> {
     pub fn new(durable: Seq) -> Self {
-        Self {
-            held: VecDeque::new(),
-            durable,
-        }
+        Self { held: VecDeque::new(), durable }
     }
 
     /// Holds `item` until `seq` is durable. Returns it straight back if it already is.
@@ -35,10 +29,7 @@ impl<T> Gate<T> {
         if seq <= self.durable {
             return Some(item);
         }
-        debug_assert!(
-            self.held.back().is_none_or(|(s, _)| *s <= seq),
-            "held out of order"
-        );
+        debug_assert!(self.held.back().is_none_or(|(s, _)| *s <= seq), "held out of order");
         self.held.push_back((seq, item));
         None
     }
@@ -68,20 +59,13 @@ mod tests {
     #[test]
     fn nothing_leaves_before_its_seq_is_durable() {
         let mut gate = Gate::new(Seq(2));
-        assert_eq!(
-            gate.hold(Seq(2), "already durable"),
-            Some("already durable")
-        );
+        assert_eq!(gate.hold(Seq(2), "already durable"), Some("already durable"));
         assert_eq!(gate.hold(Seq(3), "a"), None);
         assert_eq!(gate.hold(Seq(5), "b"), None);
         assert_eq!(gate.hold(Seq(5), "c"), None);
         assert_eq!(gate.release(Seq(4)), vec!["a"]);
         assert_eq!(gate.held(), 2);
-        assert_eq!(
-            gate.release(Seq(3)),
-            Vec::<&str>::new(),
-            "durability never goes back"
-        );
+        assert_eq!(gate.release(Seq(3)), Vec::<&str>::new(), "durability never goes back");
         assert_eq!(gate.release(Seq(9)), vec!["b", "c"]);
         assert_eq!(gate.hold(Seq(7), "late"), Some("late"));
     }

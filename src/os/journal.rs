@@ -31,11 +31,7 @@ pub struct JournalConfig {
 
 impl Default for JournalConfig {
     fn default() -> Self {
-        Self {
-            max_delay_ms: 120_000,
-            snapshot_every_bytes: 256 * 1024,
-            backlog_limit: 4096,
-        }
+        Self { max_delay_ms: 120_000, snapshot_every_bytes: 256 * 1024, backlog_limit: 4096 }
     }
 }
 
@@ -85,18 +81,14 @@ impl<T, S: Storage> Journal<T, S> {
             self.oldest_pending = Some(now);
         }
         let upto = Seq(self.store.log().last_seq());
-        let mut ready: Vec<T> = held
-            .into_iter()
-            .filter_map(|h| self.gate.hold(upto, h))
-            .collect();
+        let mut ready: Vec<T> = held.into_iter().filter_map(|h| self.gate.hold(upto, h)).collect();
         ready.extend(self.settle());
         ready
     }
 
     /// When the pending batch must be flushed at the latest.
     pub fn flush_deadline(&self) -> Option<Stamp> {
-        self.oldest_pending
-            .map(|at| at.plus_ms(self.config.max_delay_ms))
+        self.oldest_pending.map(|at| at.plus_ms(self.config.max_delay_ms))
     }
 
     /// Flushes if the deadline has passed; returns what that releases.
@@ -145,12 +137,7 @@ impl<T, S: Storage> Journal<T, S> {
     fn append_one(&mut self, event: Event) -> Result<(), Box<(Event, StoreError)>> {
         self.payload.clear();
         codec::encode(&event, &mut self.payload);
-        match self.store.append(
-            EVENT_VERSION,
-            &self.payload,
-            event.value(),
-            event.is_urgent(),
-        ) {
+        match self.store.append(EVENT_VERSION, &self.payload, event.value(), event.is_urgent()) {
             Ok(_) => {
                 self.log_bytes_since_snapshot += frame_len(self.payload.len());
                 self.shadow.apply(&event);
@@ -176,17 +163,9 @@ impl<T, S: Storage> Journal<T, S> {
     fn on_refused(&mut self, event: Event, err: StoreError) {
         if matches!(err, StoreError::Full { .. }) {
             tracing::error!(%err, "flash budget exhausted after compaction; holding non-urgent records");
-            if !self
-                .shadow
-                .incidents
-                .open
-                .contains_key(&IncidentKind::FlashFull)
-            {
+            if !self.shadow.incidents.open.contains_key(&IncidentKind::FlashFull) {
                 let used = self.store.usage_bytes();
-                let opened = IncidentEvent::Opened {
-                    kind: IncidentKind::FlashFull,
-                    detail: used,
-                };
+                let opened = IncidentEvent::Opened { kind: IncidentKind::FlashFull, detail: used };
                 if let Err(refused) = self.append_one(opened.into()) {
                     let e = &refused.1;
                     tracing::error!(%e, "could not record the FlashFull incident");
@@ -219,15 +198,8 @@ impl<T, S: Storage> Journal<T, S> {
                 return;
             }
         }
-        if self
-            .shadow
-            .incidents
-            .open
-            .contains_key(&IncidentKind::FlashFull)
-        {
-            let closed = IncidentEvent::Closed {
-                kind: IncidentKind::FlashFull,
-            };
+        if self.shadow.incidents.open.contains_key(&IncidentKind::FlashFull) {
+            let closed = IncidentEvent::Closed { kind: IncidentKind::FlashFull };
             if let Err(refused) = self.append_one(closed.into()) {
                 let e = &refused.1;
                 tracing::error!(%e, "could not record the end of the FlashFull incident");

@@ -2,6 +2,7 @@
 //! in-memory twin for pure-logic and simulation tests. Adapters know the effect types and
 //! the outside world, and nothing about decisions.
 
+pub mod chain;
 pub mod counters;
 pub mod flash;
 pub mod gate;

@@ -3,29 +3,16 @@ use crate::log::FlushPolicy;
 use crate::storage::MemStorage;
 
 fn cfg() -> LogConfig {
-    LogConfig {
-        segment_bytes: 256,
-        flush: FlushPolicy {
-            max_records: 4,
-            max_bytes: 1 << 16,
-            max_value: 0,
-        },
-    }
+    LogConfig { segment_bytes: 256, flush: FlushPolicy { max_records: 4, max_bytes: 1 << 16, max_value: 0 } }
 }
 
 fn budget(max_bytes: u64, urgent_reserve_bytes: u64) -> Budget {
-    Budget {
-        max_bytes,
-        urgent_reserve_bytes,
-        retention: Retention::default(),
-    }
+    Budget { max_bytes, urgent_reserve_bytes, retention: Retention::default() }
 }
 
 fn open(dir: &Path, budget: Budget) -> Store<MemStorage> {
     let snaps = SnapshotStore::open(dir.join(SNAPSHOT_FILE)).unwrap();
-    Store::open(MemStorage::new(), snaps, cfg(), budget)
-        .unwrap()
-        .0
+    Store::open(MemStorage::new(), snaps, cfg(), budget).unwrap().0
 }
 
 #[test]
@@ -43,9 +30,7 @@ fn budget_refuses_non_urgent_first_then_urgent() {
             Err(e) => break e,
         }
     };
-    let StoreError::Full { used, max } = err else {
-        panic!("{err:?}")
-    };
+    let StoreError::Full { used, max } = err else { panic!("{err:?}") };
     assert_eq!(max, base + 100);
     assert!(used <= max && n >= 1, "{used} {max} {n}");
     let last = s.log().last_seq();
@@ -57,9 +42,7 @@ fn budget_refuses_non_urgent_first_then_urgent() {
     assert!(urgent >= 1);
     assert!(s.usage_bytes() <= base + 200);
     assert_eq!(s.log().last_seq(), last + urgent);
-    assert!(
-        matches!(s.append(2, &[0; 12], 1, true), Err(StoreError::Full { max, .. }) if max == base + 200)
-    );
+    assert!(matches!(s.append(2, &[0; 12], 1, true), Err(StoreError::Full { max, .. }) if max == base + 200));
 }
 
 fn sum_state(bytes: &[u8]) -> Result<u64, String> {
@@ -89,11 +72,7 @@ fn restore_is_snapshot_plus_tail_and_compaction_keeps_fallback_tail() {
     }
     s.flush().unwrap();
     // Segments before the OLDER snapshot (40) are gone; the tail after 40 is still there.
-    assert!(
-        s.log().first_seq() > 1 && s.log().first_seq() <= 41,
-        "{}",
-        s.log().first_seq()
-    );
+    assert!(s.log().first_seq() > 1 && s.log().first_seq() <= 41, "{}", s.log().first_seq());
     assert_eq!(s.restore(sum_state, || 0, add).unwrap(), (total, 100));
     drop(s);
     let (s, rec) = Store::open_dir(dir.path(), cfg(), budget(1 << 20, 0)).unwrap();
@@ -104,10 +83,7 @@ fn restore_is_snapshot_plus_tail_and_compaction_keeps_fallback_tail() {
     let snaps = SnapshotStore::open(other.path().join(SNAPSHOT_FILE)).unwrap();
     let storage = s.log.into_storage();
     let (s, _) = Store::open(storage, snaps, cfg(), budget(1 << 20, 0)).unwrap();
-    assert!(matches!(
-        s.restore(sum_state, || 0, add),
-        Err(RestoreError::Gap { needed: 1, .. })
-    ));
+    assert!(matches!(s.restore(sum_state, || 0, add), Err(RestoreError::Gap { needed: 1, .. })));
 }
 
 #[test]
@@ -115,21 +91,12 @@ fn snapshot_past_the_log_is_refused_and_apply_errors_carry_the_seq() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open(dir.path(), budget(1 << 20, 0));
     s.append(1, &[1], 0, false).unwrap();
-    assert!(matches!(
-        s.snapshot(2, b"x"),
-        Err(StoreError::SnapshotAhead {
-            seq: 2,
-            last_seq: 1
-        })
-    ));
+    assert!(matches!(s.snapshot(2, b"x"), Err(StoreError::SnapshotAhead { seq: 2, last_seq: 1 })));
     // A snapshot of a pending record flushes it first.
     s.snapshot(1, &1u64.to_le_bytes()).unwrap();
     assert_eq!(s.log().durable_seq(), 1);
     s.append(1, &[], 0, true).unwrap();
-    assert!(matches!(
-        s.restore(sum_state, || 0, add),
-        Err(RestoreError::Apply { seq: 2, .. })
-    ));
+    assert!(matches!(s.restore(sum_state, || 0, add), Err(RestoreError::Apply { seq: 2, .. })));
 }
 
 // --- Damage below the newest snapshot: the log restarts after it. ---
@@ -145,10 +112,7 @@ use crate::storage::CrashMode;
 
 /// State = the payloads' u64s, in apply order; a snapshot is their LE bytes.
 fn list_decode(bytes: &[u8]) -> Result<Vec<u64>, String> {
-    Ok(bytes
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-        .collect())
+    Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
 }
 
 fn list_encode(state: &[u64]) -> Vec<u8> {
@@ -172,9 +136,7 @@ fn snaps(dir: &Path) -> SnapshotStore {
 /// 57), snapshots at 30 and 50 (compaction then removes segments 1 and 15), then a flipped
 /// payload byte in record 45: valid frames follow, so `Log::open` cuts the log at 45 < 50.
 fn damaged_below_snapshot(dir: &Path) -> MemStorage {
-    let mut s = Store::open(MemStorage::new(), snaps(dir), cfg(), budget(1 << 20, 0))
-        .unwrap()
-        .0;
+    let mut s = Store::open(MemStorage::new(), snaps(dir), cfg(), budget(1 << 20, 0)).unwrap().0;
     for seq in 1..=60u64 {
         assert_eq!(s.append(1, &seq.to_le_bytes(), 0, false).unwrap().seq, seq);
         if seq == 30 || seq == 50 {
@@ -194,10 +156,7 @@ fn damaged_below_snapshot(dir: &Path) -> MemStorage {
 
 fn segment_files(s: &MemStorage) -> Vec<String> {
     let names = s.list().unwrap();
-    names
-        .into_iter()
-        .filter(|n| n.starts_with("seg-"))
-        .collect()
+    names.into_iter().filter(|n| n.starts_with("seg-")).collect()
 }
 
 /// Every byte of every file in `before` is in some quarantine piece of `after`.
@@ -211,15 +170,8 @@ fn assert_all_quarantined(before: &MemStorage, after: &MemStorage) {
         for p in quarantine_pieces(&data).expect("well-formed quarantine file") {
             let orig = before.read(p.name).unwrap();
             let from = p.offset as usize;
-            assert_eq!(
-                &orig[from..from + p.bytes.len()],
-                p.bytes,
-                "{q}: {}",
-                p.name
-            );
-            let c = covered
-                .entry(p.name.to_string())
-                .or_insert_with(|| vec![false; orig.len()]);
+            assert_eq!(&orig[from..from + p.bytes.len()], p.bytes, "{q}: {}", p.name);
+            let c = covered.entry(p.name.to_string()).or_insert_with(|| vec![false; orig.len()]);
             c[from..from + p.bytes.len()].fill(true);
         }
     }
@@ -238,10 +190,7 @@ fn assert_continues_after_snapshot(dir: &Path, s: Store<MemStorage>) -> MemStora
     let snapshot: Vec<u64> = (1..=50).collect();
     assert_eq!(restore_list(&s), (snapshot.clone(), 50));
     for (i, v) in [1001u64, 1002, 1003].into_iter().enumerate() {
-        assert_eq!(
-            s.append(1, &v.to_le_bytes(), 0, false).unwrap().seq,
-            51 + i as u64
-        );
+        assert_eq!(s.append(1, &v.to_le_bytes(), 0, false).unwrap().seq, 51 + i as u64);
     }
     s.flush().unwrap();
     let want: Vec<u64> = snapshot.into_iter().chain([1001, 1002, 1003]).collect();
@@ -249,14 +198,7 @@ fn assert_continues_after_snapshot(dir: &Path, s: Store<MemStorage>) -> MemStora
     let storage = s.log.into_storage();
     drop(s.snapshots);
     let (s, rec) = Store::open(storage, snaps(dir), cfg(), budget(1 << 20, 0)).unwrap();
-    assert_eq!(
-        rec,
-        Recovery {
-            records: 3,
-            cut: None,
-            restarted_after_snapshot: None
-        }
-    );
+    assert_eq!(rec, Recovery { records: 3, cut: None, restarted_after_snapshot: None });
     assert_eq!(restore_list(&s), (want, 53));
     s.log.into_storage()
 }
@@ -265,18 +207,9 @@ fn assert_continues_after_snapshot(dir: &Path, s: Store<MemStorage>) -> MemStora
 fn damage_below_the_snapshot_restarts_the_log_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let damaged = damaged_below_snapshot(dir.path());
-    let (s, rec) = Store::open(
-        damaged.clone(),
-        snaps(dir.path()),
-        cfg(),
-        budget(1 << 20, 0),
-    )
-    .unwrap();
+    let (s, rec) = Store::open(damaged.clone(), snaps(dir.path()), cfg(), budget(1 << 20, 0)).unwrap();
     let cut = rec.cut.clone().unwrap();
-    assert_eq!(
-        (cut.from_seq, cut.quarantined),
-        (45, Some(quarantine_name(45, 0)))
-    );
+    assert_eq!((cut.from_seq, cut.quarantined), (45, Some(quarantine_name(45, 0))));
     assert_eq!(rec.records, 0);
     assert_eq!(
         rec.restarted_after_snapshot,
@@ -304,10 +237,7 @@ fn damage_below_the_snapshot_restarts_the_log_after_it() {
     assert_eq!((rec.cut, rec.restarted_after_snapshot), (None, None));
     assert!(matches!(
         s.restore(list_decode, Vec::new, list_apply),
-        Err(RestoreError::Gap {
-            needed: 1,
-            first_seq: 51
-        })
+        Err(RestoreError::Gap { needed: 1, first_seq: 51 })
     ));
 }
 
@@ -318,23 +248,10 @@ fn whole_log_cut_below_the_snapshot_restarts_with_nothing_left_to_quarantine() {
     // Undo the flip; zero the first segment's header instead: `Log::open` cuts everything.
     damaged.bytes_mut(&segment_name(43)).unwrap()[32 + 2 * 16 + 8] ^= 0x40;
     damaged.bytes_mut(&segment_name(29)).unwrap()[..32].fill(0);
-    let (s, rec) = Store::open(
-        damaged.clone(),
-        snaps(dir.path()),
-        cfg(),
-        budget(1 << 20, 0),
-    )
-    .unwrap();
+    let (s, rec) = Store::open(damaged.clone(), snaps(dir.path()), cfg(), budget(1 << 20, 0)).unwrap();
     assert_eq!(rec.cut.unwrap().from_seq, 29);
     let restart = rec.restarted_after_snapshot.unwrap();
-    assert_eq!(
-        (
-            restart.log_last_seq,
-            restart.records_removed,
-            restart.quarantined
-        ),
-        (28, 0, None)
-    );
+    assert_eq!((restart.log_last_seq, restart.records_removed, restart.quarantined), (28, 0, None));
     assert!(restart.segments_removed.is_empty());
     assert_all_quarantined(&damaged, s.log().storage());
     assert_continues_after_snapshot(dir.path(), s);
@@ -395,10 +312,7 @@ fn a_crash_at_any_step_of_the_restart_is_recovered_by_the_next_open() {
     let mut crashed_runs = 0;
     for k in 0.. {
         let shared = Rc::new(RefCell::new(damaged.clone()));
-        let dying = DiesAfter {
-            inner: Rc::clone(&shared),
-            left: k,
-        };
+        let dying = DiesAfter { inner: Rc::clone(&shared), left: k };
         let opened = Store::open(dying, snaps(dir.path()), cfg(), budget(1 << 20, 0));
         let finished = opened.is_ok();
         drop(opened);
@@ -407,11 +321,7 @@ fn a_crash_at_any_step_of_the_restart_is_recovered_by_the_next_open() {
         let (s, rec) = Store::open(storage, snaps(dir.path()), cfg(), budget(1 << 20, 0)).unwrap();
         if finished {
             // Every step done: this open is clean.
-            assert_eq!(
-                (rec.cut, rec.restarted_after_snapshot),
-                (None, None),
-                "k={k}"
-            );
+            assert_eq!((rec.cut, rec.restarted_after_snapshot), (None, None), "k={k}");
         } else {
             crashed_runs += 1;
         }

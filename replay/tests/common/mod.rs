@@ -17,14 +17,7 @@ use lastmile::machines::NodeState;
 
 /// Small segments, so that a few dozen records span several files; every append is flushed.
 pub fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 128,
-        flush: FlushPolicy {
-            max_records: 1,
-            max_bytes: 1 << 20,
-            max_value: 0,
-        },
-    }
+    LogConfig { segment_bytes: 128, flush: FlushPolicy { max_records: 1, max_bytes: 1 << 20, max_value: 0 } }
 }
 
 /// A budget that never refuses; `keep_all` keeps every segment whatever the snapshots cover.
@@ -33,10 +26,7 @@ pub fn budget(keep_all: bool) -> Budget {
         max_bytes: 1 << 30,
         urgent_reserve_bytes: 0,
         retention: if keep_all {
-            Retention {
-                min_records: u64::MAX,
-                min_bytes: 0,
-            }
+            Retention { min_records: u64::MAX, min_bytes: 0 }
         } else {
             Retention::default()
         },
@@ -49,17 +39,12 @@ pub fn open_store(dir: &Path, keep_all: bool) -> Store<DirStorage> {
 
 /// A log without a snapshot database.
 pub fn open_log(dir: &Path) -> Log<DirStorage> {
-    Log::open(DirStorage::open(dir).unwrap(), config())
-        .unwrap()
-        .0
+    Log::open(DirStorage::open(dir).unwrap(), config()).unwrap().0
 }
 
 pub fn append(store: &mut Store<DirStorage>, event: &Event) -> u64 {
     let payload = encode_to_vec(event);
-    store
-        .append(EVENT_VERSION, &payload, event.value(), event.is_urgent())
-        .unwrap()
-        .seq
+    store.append(EVENT_VERSION, &payload, event.value(), event.is_urgent()).unwrap().seq
 }
 
 pub fn accrued(link: u32, tx: u64, rx: u64, price: Option<u64>) -> Event {
@@ -84,23 +69,10 @@ pub fn event(i: u64) -> Event {
             tx_observed: 5,
             rx_observed: 80,
         })),
-        10 => Event::Incident(IncidentEvent::Opened {
-            kind: IncidentKind::FlashFull,
-            detail: 300,
-        }),
-        16 => Event::Incident(IncidentEvent::Closed {
-            kind: IncidentKind::FlashFull,
-        }),
-        18 => Event::Incident(IncidentEvent::Opened {
-            kind: IncidentKind::LogWriteFailed,
-            detail: 5,
-        }),
-        i => accrued(
-            (i % 3) as u32,
-            100 * i,
-            10 * i,
-            (i % 4 != 0).then_some(i % 5 + 1),
-        ),
+        10 => Event::Incident(IncidentEvent::Opened { kind: IncidentKind::FlashFull, detail: 300 }),
+        16 => Event::Incident(IncidentEvent::Closed { kind: IncidentKind::FlashFull }),
+        18 => Event::Incident(IncidentEvent::Opened { kind: IncidentKind::LogWriteFailed, detail: 5 }),
+        i => accrued((i % 3) as u32, 100 * i, 10 * i, (i % 4 != 0).then_some(i % 5 + 1)),
     }
 }
 
@@ -118,9 +90,7 @@ pub fn with_snapshot(dir: &Path, keep_all: bool) {
     for i in 1..=20 {
         assert_eq!(append(&mut store, &event(i)), i);
         if i == 12 {
-            store
-                .snapshot(12, &fold((1..=12).map(event)).encode_snapshot())
-                .unwrap();
+            store.snapshot(12, &fold((1..=12).map(event)).encode_snapshot()).unwrap();
         }
     }
     store.flush().unwrap();
@@ -133,10 +103,7 @@ pub struct Run {
 }
 
 pub fn replay(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_replay"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_replay")).args(args).output().unwrap();
     Run {
         code: out.status.code().expect("exited, not killed"),
         stdout: String::from_utf8(out.stdout).unwrap(),
@@ -157,10 +124,7 @@ pub fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (
-                e.file_name().into_string().unwrap(),
-                fs::read(e.path()).unwrap(),
-            )
+            (e.file_name().into_string().unwrap(), fs::read(e.path()).unwrap())
         })
         .collect()
 }
@@ -181,8 +145,51 @@ pub fn segment_path(dir: &Path, base_seq: u64) -> std::path::PathBuf {
 
 /// Base seq of the first segment file in `dir`.
 pub fn first_segment_base(dir: &Path) -> u64 {
+    contents(dir).keys().find_map(|name| flash_layout::segment::parse_segment_name(name)).unwrap()
+}
+
+/// Records 1..=20 with snapshots of the fold at 12 and at 18 (compaction keys on the older).
+pub fn with_two_snapshots(dir: &Path, keep_all: bool) {
+    let mut store = open_store(dir, keep_all);
+    for i in 1..=20 {
+        assert_eq!(append(&mut store, &event(i)), i);
+        if i == 12 || i == 18 {
+            store.snapshot(i, &fold((1..=i).map(event)).encode_snapshot()).unwrap();
+        }
+    }
+    store.flush().unwrap();
+}
+
+/// Segment files in `dir`, in log order, with their base seqs.
+pub fn segments(dir: &Path) -> Vec<(u64, std::path::PathBuf)> {
     contents(dir)
-        .keys()
-        .find_map(|name| flash_layout::segment::parse_segment_name(name))
-        .unwrap()
+        .into_keys()
+        .filter_map(|name| {
+            flash_layout::segment::parse_segment_name(&name).map(|base| (base, dir.join(name)))
+        })
+        .collect()
+}
+
+/// Flips a payload bit of record `seq`: a CRC mismatch, with valid frames after it.
+pub fn flip_payload(dir: &Path, seq: u64) {
+    let segs = segments(dir);
+    let (base, path) = segs.iter().rev().find(|(base, _)| *base <= seq).unwrap();
+    let mut bytes = fs::read(path).unwrap();
+    let at = frame_offset(&bytes, (seq - base) as usize) + 8;
+    bytes[at] ^= 0x40;
+    fs::write(path, &bytes).unwrap();
+}
+
+/// A copy of the directory `dir` (flat: files only).
+pub fn copy_dir(dir: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    for (name, bytes) in contents(dir) {
+        fs::write(copy.path().join(name), bytes).unwrap();
+    }
+    copy
+}
+
+/// What recovery does to `dir`: `Store::open` (the node's start), which writes.
+pub fn recover(dir: &Path) -> flash_layout::Recovery {
+    Store::open_dir(dir, config(), budget(true)).unwrap().1
 }

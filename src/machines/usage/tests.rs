@@ -10,11 +10,7 @@ fn t(ms: u64) -> Stamp {
 }
 
 fn sample(link: Link, tx: u64, rx: u64) -> CounterSample {
-    CounterSample {
-        link,
-        tx_bytes: tx,
-        rx_bytes: rx,
-    }
+    CounterSample { link, tx_bytes: tx, rx_bytes: rx }
 }
 
 fn drain(m: &mut UsageMachine) -> (Vec<UsageEvent>, Vec<Effect<UsageEffect>>) {
@@ -24,12 +20,7 @@ fn drain(m: &mut UsageMachine) -> (Vec<UsageEvent>, Vec<Effect<UsageEffect>>) {
 }
 
 fn record(link: Link, tx: u64, rx: u64, price: Option<u64>) -> UsageEvent {
-    UsageEvent::Accrued(UsageRecord {
-        link,
-        tx_bytes: tx,
-        rx_bytes: rx,
-        price_per_byte: price,
-    })
+    UsageEvent::Accrued(UsageRecord { link, tx_bytes: tx, rx_bytes: rx, price_per_byte: price })
 }
 
 #[test]
@@ -42,38 +33,18 @@ fn first_timeout_reads_counters_and_window_writes_one_record_per_busy_link() {
     assert_eq!(effects, vec![Effect::now(UsageEffect::ReadCounters)]);
     assert_eq!(m.poll_timeout(), Some((t(10_000), UsageTimer::Poll)));
 
-    m.handle(
-        t(5),
-        UsageInput::PriceSelected {
-            link: L1,
-            price_per_byte: Some(3),
-        },
-    );
-    m.handle(
-        t(10),
-        UsageInput::Counters(vec![sample(L1, 1000, 400), sample(L2, 0, 0)]),
-    );
-    m.handle(
-        t(20),
-        UsageInput::Counters(vec![sample(L1, 1500, 900), sample(L2, 0, 0)]),
-    );
+    m.handle(t(5), UsageInput::PriceSelected { link: L1, price_per_byte: Some(3) });
+    m.handle(t(10), UsageInput::Counters(vec![sample(L1, 1000, 400), sample(L2, 0, 0)]));
+    m.handle(t(20), UsageInput::Counters(vec![sample(L1, 1500, 900), sample(L2, 0, 0)]));
     assert_eq!(m.pending(L1), (1500, 900));
     assert_eq!(drain(&mut m).0, vec![]);
 
     m.handle_timeout(t(60_000), UsageTimer::Window);
     let (events, effects) = drain(&mut m);
     assert_eq!(events, vec![record(L1, 1500, 900, Some(3))]);
-    let UsageEvent::Accrued(r) = events[0].clone() else {
-        unreachable!()
-    };
+    let UsageEvent::Accrued(r) = events[0].clone() else { unreachable!() };
     // A usage record is a promise to whoever settles it: it leaves only once durable.
-    assert_eq!(
-        effects,
-        vec![Effect {
-            release: Release::WhenDurable,
-            action: UsageEffect::Report(r)
-        }]
-    );
+    assert_eq!(effects, vec![Effect { release: Release::WhenDurable, action: UsageEffect::Report(r) }]);
     assert_eq!(m.pending(L1), (0, 0));
     assert_eq!(m.state().links[&L1].tx_counted, 1500);
     assert_eq!(m.poll_timeout(), Some((t(10_000), UsageTimer::Poll)));
@@ -109,38 +80,24 @@ fn after_a_restart_bytes_read_before_the_crash_are_not_lost_and_a_reboot_is_a_re
     let mut m = UsageMachine::new(UsageConfig::default(), UsageLedger::default(), t(0));
     m.handle(t(1), UsageInput::Counters(vec![sample(L1, 1000, 1000)]));
     m.handle_timeout(t(60_000), UsageTimer::Window);
-    m.handle(
-        t(60_001),
-        UsageInput::Counters(vec![sample(L1, 1700, 1200)]),
-    );
+    m.handle(t(60_001), UsageInput::Counters(vec![sample(L1, 1700, 1200)]));
     drain(&mut m);
     // Crash before the next window: only the ledger survives (it is the fold of the log).
     let ledger = m.state().clone();
 
     // Daemon restart: the kernel counter kept counting.
     let mut again = UsageMachine::new(UsageConfig::default(), ledger.clone(), Stamp::new(2, 0));
-    again.handle(
-        Stamp::new(2, 5),
-        UsageInput::Counters(vec![sample(L1, 1900, 1250)]),
-    );
+    again.handle(Stamp::new(2, 5), UsageInput::Counters(vec![sample(L1, 1900, 1250)]));
     again.handle_timeout(Stamp::new(2, 60_000), UsageTimer::Window);
     assert_eq!(drain(&mut again).0, vec![record(L1, 900, 250, None)]);
 
     // Router reboot: the kernel counter restarted from zero.
     let mut rebooted = UsageMachine::new(UsageConfig::default(), ledger, Stamp::new(2, 0));
-    rebooted.handle(
-        Stamp::new(2, 5),
-        UsageInput::Counters(vec![sample(L1, 40, 30)]),
-    );
+    rebooted.handle(Stamp::new(2, 5), UsageInput::Counters(vec![sample(L1, 40, 30)]));
     let (events, _) = drain(&mut rebooted);
     assert!(matches!(
         events.as_slice(),
-        [UsageEvent::CounterReset(CounterReset {
-            tx_reset: true,
-            rx_reset: true,
-            tx_counted: 1000,
-            ..
-        })]
+        [UsageEvent::CounterReset(CounterReset { tx_reset: true, rx_reset: true, tx_counted: 1000, .. })]
     ));
     assert_eq!(rebooted.pending(L1), (40, 30));
 }
@@ -148,35 +105,14 @@ fn after_a_restart_bytes_read_before_the_crash_are_not_lost_and_a_reboot_is_a_re
 #[test]
 fn a_price_change_closes_pending_bytes_at_the_old_price() {
     let mut m = UsageMachine::new(UsageConfig::default(), UsageLedger::default(), t(0));
-    m.handle(
-        t(0),
-        UsageInput::PriceSelected {
-            link: L1,
-            price_per_byte: Some(7),
-        },
-    );
+    m.handle(t(0), UsageInput::PriceSelected { link: L1, price_per_byte: Some(7) });
     m.handle(t(1), UsageInput::Counters(vec![sample(L1, 100, 0)]));
-    m.handle(
-        t(2),
-        UsageInput::PriceSelected {
-            link: L1,
-            price_per_byte: Some(7),
-        },
-    );
+    m.handle(t(2), UsageInput::PriceSelected { link: L1, price_per_byte: Some(7) });
     assert_eq!(drain(&mut m).0, vec![], "an unchanged price closes nothing");
-    m.handle(
-        t(3),
-        UsageInput::PriceSelected {
-            link: L1,
-            price_per_byte: Some(9),
-        },
-    );
+    m.handle(t(3), UsageInput::PriceSelected { link: L1, price_per_byte: Some(9) });
     m.handle(t(4), UsageInput::Counters(vec![sample(L1, 150, 0)]));
     m.handle_timeout(t(60_000), UsageTimer::Window);
-    assert_eq!(
-        drain(&mut m).0,
-        vec![record(L1, 100, 0, Some(7)), record(L1, 50, 0, Some(9))]
-    );
+    assert_eq!(drain(&mut m).0, vec![record(L1, 100, 0, Some(7)), record(L1, 50, 0, Some(9))]);
 }
 
 // ---- properties over arbitrary input sequences ----
@@ -195,21 +131,10 @@ impl Arbitrary for Step {
     fn arbitrary(g: &mut Gen) -> Self {
         let link = u8::arbitrary(g) % 3;
         match u8::arbitrary(g) % 12 {
-            0..=3 => Step::Traffic {
-                link,
-                tx: u32::arbitrary(g) % 100_000,
-                rx: u32::arbitrary(g) % 100_000,
-            },
+            0..=3 => Step::Traffic { link, tx: u32::arbitrary(g) % 100_000, rx: u32::arbitrary(g) % 100_000 },
             4..=6 => Step::Read,
-            7 => Step::Reset {
-                link,
-                tx: bool::arbitrary(g),
-                rx: bool::arbitrary(g),
-            },
-            8 => Step::Price {
-                link,
-                price: Option::<u8>::arbitrary(g),
-            },
+            7 => Step::Reset { link, tx: bool::arbitrary(g), rx: bool::arbitrary(g) },
+            8 => Step::Price { link, price: Option::<u8>::arbitrary(g) },
             9 | 10 => Step::Window,
             _ => Step::Restart,
         }
@@ -253,11 +178,7 @@ impl Run {
                 self.true_tx += u64::from(tx);
             }
             Step::Read => {
-                let samples = self
-                    .counters
-                    .iter()
-                    .map(|(l, c)| sample(*l, c.0, c.1))
-                    .collect();
+                let samples = self.counters.iter().map(|(l, c)| sample(*l, c.0, c.1)).collect();
                 self.machine.handle(self.now, UsageInput::Counters(samples));
             }
             Step::Reset { link, tx, rx } => {
@@ -273,13 +194,8 @@ impl Run {
             }
             Step::Price { link, price } => {
                 let price_per_byte = price.map(u64::from);
-                self.machine.handle(
-                    self.now,
-                    UsageInput::PriceSelected {
-                        link: link_of(link),
-                        price_per_byte,
-                    },
-                );
+                self.machine
+                    .handle(self.now, UsageInput::PriceSelected { link: link_of(link), price_per_byte });
             }
             Step::Window => self.machine.handle_timeout(self.now, UsageTimer::Window),
             Step::Restart => {
@@ -317,20 +233,14 @@ fn replaying_the_emitted_events_gives_exactly_the_live_ledger() {
         }
         let live = run.machine.state().clone();
         // From nothing, and from a "snapshot" at any event boundary plus the tail.
-        let cut = if run.events.is_empty() {
-            0
-        } else {
-            cut % run.events.len()
-        };
+        let cut = if run.events.is_empty() { 0 } else { cut % run.events.len() };
         let mut from_snapshot = fold(&run.events[..cut]);
         for e in &run.events[cut..] {
             from_snapshot.apply(e);
         }
         fold(&run.events) == live && from_snapshot == live
     }
-    QuickCheck::new()
-        .tests(500)
-        .quickcheck(prop as fn(Vec<Step>, usize) -> bool);
+    QuickCheck::new().tests(500).quickcheck(prop as fn(Vec<Step>, usize) -> bool);
 }
 
 #[test]
@@ -344,35 +254,22 @@ fn no_byte_is_invented_and_none_is_lost_without_a_reset() {
         run.step(&Step::Read);
         run.step(&Step::Window);
         let recorded: u64 = run.machine.state().links.values().map(|l| l.tx_total).sum();
-        let from_records: u64 = run
-            .events
-            .iter()
-            .map(|e| {
-                if let UsageEvent::Accrued(r) = e {
-                    r.tx_bytes
-                } else {
-                    0
-                }
-            })
-            .sum();
+        let from_records: u64 =
+            run.events.iter().map(|e| if let UsageEvent::Accrued(r) = e { r.tx_bytes } else { 0 }).sum();
         let counted_matches_kernel = run.resets
             || run.counters.iter().all(|(l, c)| {
                 run.machine
                     .state()
                     .links
                     .get(l)
-                    .map_or(c.0 == 0 && c.1 == 0, |u| {
-                        u.tx_counted == c.0 && u.rx_counted == c.1
-                    })
+                    .map_or(c.0 == 0 && c.1 == 0, |u| u.tx_counted == c.0 && u.rx_counted == c.1)
             });
         recorded == from_records
             && recorded <= run.true_tx
             && (run.resets || recorded == run.true_tx)
             && counted_matches_kernel
     }
-    QuickCheck::new()
-        .tests(500)
-        .quickcheck(prop as fn(Vec<Step>) -> bool);
+    QuickCheck::new().tests(500).quickcheck(prop as fn(Vec<Step>) -> bool);
 }
 
 #[test]
@@ -386,7 +283,5 @@ fn shifting_every_stamp_changes_no_event() {
         }
         a.events == b.events
     }
-    QuickCheck::new()
-        .tests(200)
-        .quickcheck(prop as fn(Vec<Step>, u32) -> bool);
+    QuickCheck::new().tests(200).quickcheck(prop as fn(Vec<Step>, u32) -> bool);
 }

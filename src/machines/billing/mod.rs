@@ -1,0 +1,292 @@
+//! The billing machine: pay per forward, end to end, as one pure state machine.
+//!
+//! It composes three parts that share one event stream:
+//! - usage accrual ([`UsageMachine`]): counters in, usage records out, each record carrying
+//!   the price the neighbour quoted for our tx bytes and the lowest price we advertised to it
+//!   for its rx bytes;
+//! - the ledger ([`BillingLedger`]): cumulative owed / paid / expected / received per
+//!   neighbour, folded from events only;
+//! - payments ([`payments`]): one transfer at a time through intent → signed (nonce and hash
+//!   durable) → broadcast → confirmed after N blocks; incoming transfers credited once, only
+//!   from the neighbour's bound address, only to us, only when buried.
+//!
+//! At every window close it writes usage records, pays every neighbour it owes more than the
+//! pay threshold, and throttles every neighbour that owes it more than the enforcement
+//! threshold (lifted once its debt is back under the pay threshold). Integers only; no
+//! amount depends on time.
+
+mod ledger;
+pub mod payments;
+
+pub use ledger::{Account, BillingLedger, Payment, SEEN_RETENTION_BLOCKS};
+
+use crate::events::billing::{
+    BillingEffect, BillingEvent, BillingInput, BillingTimer, Enforcement, OperatorCommand,
+};
+use crate::events::chain::{Address, Amount, ChainCommand};
+use crate::events::usage::{UsageEffect, UsageInput, UsageTimer};
+use crate::events::{Effect, Event, Machine, Stamp, TimerTable};
+use crate::machines::usage::{UsageConfig, UsageLedger, UsageMachine};
+use payments::ChainView;
+use std::collections::VecDeque;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BillingConfig {
+    pub usage: UsageConfig,
+    /// Our payment address: incoming transfers count only if sent to it.
+    pub our_address: Address,
+    /// Blocks a transaction must be buried under before it counts (≥ 1).
+    pub confirmations: u64,
+    /// How often the chain is asked about the head, our payment and incoming transfers.
+    pub chain_poll_ms: u64,
+    /// The most blocks one incoming scan covers.
+    pub max_scan_blocks: u64,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct BillingMachine {
+    config: BillingConfig,
+    usage: UsageMachine,
+    ledger: BillingLedger,
+    chain: ChainView,
+    timers: TimerTable<BillingTimer>,
+    events: VecDeque<Event>,
+    effects: VecDeque<Effect<BillingEffect>>,
+}
+
+impl BillingMachine {
+    /// A machine resuming from recovered ledgers, started at `now`. It asks the chain at once:
+    /// payments left open by a crash are reconciled before anything new is paid.
+    pub fn new(config: BillingConfig, usage: UsageLedger, ledger: BillingLedger, now: Stamp) -> Self {
+        let mut timers = TimerTable::new();
+        timers.set(BillingTimer::Chain, now);
+        Self {
+            config,
+            usage: UsageMachine::new(config.usage, usage, now),
+            ledger,
+            chain: ChainView::new(config.confirmations.max(1)),
+            timers,
+            events: VecDeque::new(),
+            effects: VecDeque::new(),
+        }
+    }
+
+    pub fn usage(&self) -> &UsageLedger {
+        self.usage.state()
+    }
+
+    pub fn ledger(&self) -> &BillingLedger {
+        &self.ledger
+    }
+
+    fn emit(&mut self, event: BillingEvent) {
+        self.ledger.apply_billing(&event);
+        self.events.push_back(Event::Billing(event));
+    }
+
+    fn refuse(&mut self, reason: String) {
+        self.effects.push_back(Effect::now(BillingEffect::Refused { reason }));
+    }
+
+    /// Moves what the usage part decided into our queues, folding its records into the
+    /// ledger.
+    fn drain_usage(&mut self) {
+        while let Some(e) = self.usage.poll_event() {
+            self.ledger.apply_usage(&e);
+            self.events.push_back(Event::Usage(e));
+        }
+        while let Some(effect) = self.usage.poll_effect() {
+            match effect.action {
+                UsageEffect::ReadCounters => self.effects.push_back(Effect::now(BillingEffect::ReadCounters)),
+                // Billing settles its own records; nobody else needs the report.
+                UsageEffect::Report(_) => {}
+            }
+        }
+    }
+
+    fn operator(&mut self, command: OperatorCommand) {
+        match command {
+            OperatorCommand::SetFee { fee_per_byte } => {
+                if self.ledger.fee_per_byte != fee_per_byte {
+                    self.emit(BillingEvent::FeeSet { fee_per_byte });
+                }
+            }
+            OperatorCommand::SetThresholds(t) => {
+                if t.enforce.0 < t.pay.0.saturating_mul(2) {
+                    self.refuse(format!(
+                        "enforcement threshold {} must be at least twice the pay threshold {}: an honest neighbour \
+                         owes up to its pay threshold plus counter lag before it pays",
+                        t.enforce, t.pay
+                    ));
+                } else if self.ledger.thresholds != Some(t) {
+                    self.emit(BillingEvent::ThresholdsSet(t));
+                }
+            }
+            OperatorCommand::Forgive { neighbour, amount, reason } => {
+                let debt = self.ledger.account(neighbour).its_debt();
+                if reason.trim().is_empty() {
+                    self.refuse(format!("forgiving n{} needs a reason", neighbour.0));
+                } else if amount.0 == 0 || i128::try_from(amount.0).map_or(true, |a| a > debt) {
+                    self.refuse(format!("n{} owes {debt}; cannot forgive {amount}", neighbour.0));
+                } else {
+                    self.emit(BillingEvent::Forgiven { neighbour, amount, reason });
+                    self.enforce();
+                }
+            }
+        }
+    }
+
+    /// Pays every bound neighbour we owe more than the pay threshold (one open payment per
+    /// neighbour), then moves the payment queue on.
+    fn settle(&mut self) {
+        let Some(thresholds) = self.ledger.thresholds else {
+            return;
+        };
+        let due: Vec<_> = self
+            .ledger
+            .accounts
+            .iter()
+            .filter_map(|(n, a)| {
+                let debt = a.our_debt();
+                let open = self.ledger.open.values().any(|p| p.neighbour == *n);
+                match (a.address, open) {
+                    (Some(to), false) if debt > 0 && debt as u128 > thresholds.pay.0 => {
+                        Some((*n, to, debt as u128))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        for (neighbour, to, amount) in due {
+            let id = crate::events::chain::PaymentId(self.ledger.next_payment);
+            self.emit(BillingEvent::PaymentIntended { id, neighbour, to, amount: Amount(amount) });
+        }
+        self.advance_payments();
+    }
+
+    /// Throttles neighbours past the enforcement threshold; lifts it once their debt is back
+    /// under the pay threshold.
+    fn enforce(&mut self) {
+        let Some(t) = self.ledger.thresholds else {
+            return;
+        };
+        let changes: Vec<_> = self
+            .ledger
+            .accounts
+            .iter()
+            .filter_map(|(n, a)| {
+                let debt = a.its_debt();
+                let level = match a.enforcement {
+                    Enforcement::None if debt > 0 && debt as u128 > t.enforce.0 => Enforcement::Throttled,
+                    Enforcement::Throttled if debt <= 0 || (debt as u128) <= t.pay.0 => Enforcement::None,
+                    _ => return None,
+                };
+                Some((*n, level))
+            })
+            .collect();
+        for (neighbour, level) in changes {
+            self.emit(BillingEvent::EnforcementChanged { neighbour, level });
+            self.effects.push_back(Effect::now(BillingEffect::Enforce { neighbour, level }));
+        }
+    }
+
+    fn chain_command(&mut self, command: ChainCommand) {
+        // Chain commands that commit to a payment (sign, send) wait for the events behind
+        // them; the others are questions and go at once.
+        let effect = match command {
+            ChainCommand::Sign { .. } | ChainCommand::Send { .. } => {
+                Effect::when_durable(BillingEffect::Chain(command))
+            }
+            _ => Effect::now(BillingEffect::Chain(command)),
+        };
+        self.effects.push_back(effect);
+    }
+}
+
+impl Machine for BillingMachine {
+    type Input = BillingInput;
+    type Event = Event;
+    type Effect = BillingEffect;
+    type Timer = BillingTimer;
+
+    fn handle(&mut self, at: Stamp, input: BillingInput) {
+        match input {
+            BillingInput::Counters(samples) => self.usage.handle(at, UsageInput::Counters(samples)),
+            BillingInput::PriceQuoted { link, price_per_byte } => {
+                self.usage.handle(at, UsageInput::PriceSelected { link, price_per_byte })
+            }
+            BillingInput::PriceAdvertised { link, price_per_byte } => {
+                if self.ledger.advertised.get(&link).map(|a| a.now) != Some(price_per_byte) {
+                    self.emit(BillingEvent::PriceAdvertised { link, price_per_byte });
+                }
+            }
+            BillingInput::BindNeighbour { neighbour, address } => {
+                if self.ledger.account(neighbour).address != Some(address) {
+                    self.emit(BillingEvent::NeighbourBound { neighbour, address });
+                }
+            }
+            BillingInput::Operator(command) => self.operator(command),
+            BillingInput::Chain(observation) => {
+                self.observe_chain(observation);
+                self.enforce();
+            }
+        }
+        self.drain_usage();
+    }
+
+    fn handle_timeout(&mut self, at: Stamp, timer: BillingTimer) {
+        match timer {
+            BillingTimer::Poll => self.usage.handle_timeout(at, UsageTimer::Poll),
+            BillingTimer::Window => {
+                self.usage.handle_timeout(at, UsageTimer::Window);
+                self.drain_usage();
+                self.settle();
+                self.enforce();
+            }
+            BillingTimer::Chain => {
+                self.poll_chain();
+                self.timers.set(BillingTimer::Chain, at.plus_ms(self.config.chain_poll_ms));
+            }
+        }
+        self.drain_usage();
+    }
+
+    fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Usage(e) => {
+                self.usage.apply(e);
+                self.ledger.apply_usage(e);
+            }
+            Event::Billing(e) => self.ledger.apply_billing(e),
+            Event::Incident(_) => {}
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn poll_effect(&mut self) -> Option<Effect<BillingEffect>> {
+        self.effects.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<(Stamp, BillingTimer)> {
+        let usage = self.usage.poll_timeout().map(|(at, t)| {
+            (
+                at,
+                match t {
+                    UsageTimer::Poll => BillingTimer::Poll,
+                    UsageTimer::Window => BillingTimer::Window,
+                },
+            )
+        });
+        match (usage, self.timers.earliest()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

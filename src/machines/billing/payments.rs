@@ -1,0 +1,275 @@
+//! Payments: our transfers out, and neighbours' transfers in.
+//!
+//! Out, one at a time, oldest intent first:
+//! intent (durable) → sign with the next nonce → `PaymentSigned` (nonce, hash and the signed
+//! bytes durable) → broadcast → receipt → confirmed once buried under N blocks. After a
+//! restart an open payment is reconciled against the chain: a signed one is broadcast again
+//! with the very same bytes (so it can only be mined once) and its receipt is asked for; it is
+//! never re-signed with another nonce. A payment fails only when the chain proves nothing
+//! moved (reverted) or that our nonce went to some other transaction; a refused broadcast
+//! (no funds yet, a node hiccup) is retried, never given up, because giving up on a
+//! transaction that may still be mined is how a wallet pays twice.
+//!
+//! In: transfers in blocks already buried under N blocks, to our address, from an address
+//! bound to a neighbour, never seen before (the seen set is part of the ledger).
+
+use super::BillingMachine;
+use crate::events::billing::{BillingEvent, PaymentFailure};
+use crate::events::chain::{
+    Amount, ChainCommand, ChainObservation, ChainRequestKind, Inclusion, PaymentId, Transfer, TxHash,
+};
+
+/// How many blocks of incoming scan progress may go unrecorded.
+const SCAN_PERSIST_BLOCKS: u64 = 256;
+
+/// How many chain polls in a row must show our nonce used, with no receipt for any of our
+/// hashes, before the payment is declared beaten to its nonce.
+const NONCE_TAKEN_POLLS: u32 = 3;
+
+/// What the machine currently believes about the chain. Soft: rebuilt by asking after a
+/// restart.
+#[derive(Debug, Default)]
+pub(super) struct ChainView {
+    confirmations: u64,
+    head: Option<u64>,
+    /// The next nonce the chain expects from us.
+    chain_nonce: Option<u64>,
+    /// A signature we asked for: payment and nonce.
+    asked_sign: Option<(PaymentId, u64)>,
+    /// The active payment has been broadcast during this boot.
+    sent: Option<PaymentId>,
+    /// The latest receipt of the active payment.
+    included: Option<(PaymentId, TxHash, Inclusion)>,
+    nonce_taken_polls: u32,
+    /// Next block to scan for incoming transfers, and the scan asked for.
+    scan_from: Option<u64>,
+    scanning: Option<(u64, u64)>,
+    /// Why the last broadcast was refused, for the operator.
+    pub(super) last_rejection: Option<String>,
+}
+
+impl ChainView {
+    pub(super) fn new(confirmations: u64) -> Self {
+        Self { confirmations, ..Self::default() }
+    }
+
+    /// The newest block buried under the configured confirmations.
+    fn buried_head(&self) -> Option<u64> {
+        let head = self.head?;
+        (head + 1).checked_sub(self.confirmations)
+    }
+}
+
+impl BillingMachine {
+    /// The oldest open payment: the only one in progress.
+    fn active(&self) -> Option<(PaymentId, &crate::machines::billing::Payment)> {
+        self.ledger.open.iter().next().map(|(id, p)| (*id, p))
+    }
+
+    /// The chain timer: ask about the head, the active payment and incoming transfers.
+    pub(super) fn poll_chain(&mut self) {
+        self.chain_command(ChainCommand::QueryHead);
+        self.chain_command(ChainCommand::QueryNonce);
+        if let Some((id, payment)) = self.active() {
+            if payment.nonce.is_some() {
+                let hashes = payment.hashes.clone();
+                let raw = payment.raw.clone();
+                if self.chain.sent != Some(id) {
+                    self.chain.sent = Some(id);
+                    self.chain_command(ChainCommand::Send { id, raw });
+                }
+                for tx_hash in hashes {
+                    self.chain_command(ChainCommand::QueryReceipt { id, tx_hash });
+                }
+            }
+        }
+        self.scan_incoming();
+    }
+
+    fn scan_incoming(&mut self) {
+        if self.chain.head.is_none() || self.chain.scanning.is_some() {
+            return;
+        }
+        if self.ledger.scanned_to_block == 0 && self.chain.scan_from.is_none() {
+            // First contact with the chain: nothing buried before now was meant for us.
+            let buried = self.chain.buried_head();
+            self.chain.scan_from = Some(buried.map_or(1, |b| b + 1));
+            if let Some(to_block) = buried.filter(|b| *b > 0) {
+                self.emit(BillingEvent::IncomingScanned { to_block });
+            }
+        }
+        let Some(buried) = self.chain.buried_head() else { return };
+        let from = self.chain.scan_from.unwrap_or(self.ledger.scanned_to_block + 1);
+        if from > buried {
+            return;
+        }
+        let to = buried.min(from + self.config.max_scan_blocks.max(1) - 1);
+        self.chain.scanning = Some((from, to));
+        self.chain_command(ChainCommand::ScanIncoming { from_block: from, to_block: to });
+    }
+
+    /// Asks for the active payment's signature when it has none and the nonce is known.
+    pub(super) fn advance_payments(&mut self) {
+        let Some((id, payment)) = self.active() else {
+            return;
+        };
+        if payment.nonce.is_some() || self.chain.asked_sign.is_some() {
+            return;
+        }
+        let Some(chain_nonce) = self.chain.chain_nonce else {
+            return;
+        };
+        let nonce = self.ledger.next_nonce.max(chain_nonce);
+        let (to, amount) = (payment.to, payment.amount);
+        self.chain.asked_sign = Some((id, nonce));
+        self.chain_command(ChainCommand::Sign { id, to, amount, nonce });
+    }
+
+    pub(super) fn observe_chain(&mut self, observation: ChainObservation) {
+        match observation {
+            ChainObservation::Signed { id, tx_hash, raw } => {
+                let Some((asked, nonce)) = self.chain.asked_sign else {
+                    return;
+                };
+                let unsigned = self.ledger.open.get(&id).is_some_and(|p| p.nonce.is_none());
+                if asked != id || !unsigned || raw.is_empty() {
+                    return;
+                }
+                self.chain.asked_sign = None;
+                self.emit(BillingEvent::PaymentSigned { id, nonce, tx_hash, raw: raw.clone() });
+                self.chain.sent = Some(id);
+                self.chain_command(ChainCommand::Send { id, raw });
+            }
+            ChainObservation::Sent { .. } => self.chain.last_rejection = None,
+            ChainObservation::SendRejected { id, reason } => {
+                if self.chain.sent == Some(id) {
+                    self.chain.sent = None;
+                }
+                self.chain.last_rejection = Some(reason);
+            }
+            ChainObservation::Receipt { id, tx_hash, included } => {
+                let ours = self.active().is_some_and(|(a, p)| a == id && p.hashes.contains(&tx_hash));
+                if !ours {
+                    return;
+                }
+                match included {
+                    Some(inclusion) => {
+                        self.chain.included = Some((id, tx_hash, inclusion));
+                        self.chain.nonce_taken_polls = 0;
+                    }
+                    None => {
+                        if self.chain.included.is_some_and(|(i, h, _)| i == id && h == tx_hash) {
+                            // Reorged out: broadcast the same bytes again at the next poll.
+                            self.chain.included = None;
+                            self.chain.sent = None;
+                        }
+                    }
+                }
+                self.confirm();
+            }
+            ChainObservation::Head { block } => {
+                self.chain.head = Some(block);
+                self.confirm();
+            }
+            ChainObservation::Nonce { next } => {
+                self.chain.chain_nonce = Some(next);
+                self.check_nonce_taken(next);
+                self.advance_payments();
+            }
+            ChainObservation::Incoming { from_block, to_block, transfers } => {
+                if self.chain.scanning != Some((from_block, to_block)) {
+                    return; // not what we asked for: ignore rather than trust
+                }
+                self.chain.scanning = None;
+                self.credit(from_block, to_block, transfers);
+            }
+            ChainObservation::RpcFailed { request, .. } => match request {
+                ChainRequestKind::Sign(id) if self.chain.asked_sign.is_some_and(|(a, _)| a == id) => {
+                    self.chain.asked_sign = None
+                }
+                ChainRequestKind::Send(id) if self.chain.sent == Some(id) => self.chain.sent = None,
+                ChainRequestKind::Incoming => self.chain.scanning = None,
+                _ => {}
+            },
+        }
+    }
+
+    /// Confirms (or fails, if reverted) the active payment once its inclusion is buried.
+    fn confirm(&mut self) {
+        let (Some((id, _, inclusion)), Some(head)) = (self.chain.included, self.chain.head) else {
+            return;
+        };
+        if head + 1 < inclusion.block + self.chain.confirmations {
+            return;
+        }
+        self.chain.included = None;
+        self.chain.sent = None;
+        if inclusion.success {
+            self.emit(BillingEvent::PaymentConfirmed { id, block: inclusion.block });
+        } else {
+            self.emit(BillingEvent::PaymentFailed {
+                id,
+                failure: PaymentFailure::Reverted,
+                nonce_used: true,
+            });
+        }
+        self.advance_payments();
+    }
+
+    fn check_nonce_taken(&mut self, chain_next: u64) {
+        let Some((id, payment)) = self.active() else {
+            return;
+        };
+        let Some(nonce) = payment.nonce else { return };
+        if chain_next > nonce && self.chain.included.is_none() {
+            self.chain.nonce_taken_polls += 1;
+            if self.chain.nonce_taken_polls >= NONCE_TAKEN_POLLS {
+                self.chain.nonce_taken_polls = 0;
+                self.chain.sent = None;
+                self.emit(BillingEvent::PaymentFailed {
+                    id,
+                    failure: PaymentFailure::NonceTaken,
+                    nonce_used: true,
+                });
+            }
+        } else {
+            self.chain.nonce_taken_polls = 0;
+        }
+    }
+
+    /// Credits buried transfers to us from bound neighbours, each once.
+    fn credit(&mut self, from_block: u64, to_block: u64, mut transfers: Vec<Transfer>) {
+        transfers.sort_by_key(|t| (t.block, t.tx_hash, t.log_index));
+        let mut credited = false;
+        for t in transfers {
+            let in_range = (from_block..=to_block).contains(&t.block);
+            if !in_range || t.to != self.config.our_address || t.amount.0 == 0 {
+                continue;
+            }
+            let Some(neighbour) = self.ledger.neighbour_of(t.from) else {
+                continue;
+            };
+            if self.ledger.seen.contains_key(&(t.tx_hash, t.log_index)) {
+                continue;
+            }
+            let surplus_before = (-self.ledger.account(neighbour).its_debt()).max(0);
+            self.emit(BillingEvent::PaymentReceived {
+                neighbour,
+                tx_hash: t.tx_hash,
+                log_index: t.log_index,
+                amount: t.amount,
+                block: t.block,
+            });
+            let surplus_after = (-self.ledger.account(neighbour).its_debt()).max(0);
+            if surplus_after > surplus_before {
+                let amount = Amount((surplus_after - surplus_before) as u128);
+                self.emit(BillingEvent::CreditApplied { neighbour, amount });
+            }
+            credited = true;
+        }
+        self.chain.scan_from = Some(to_block + 1);
+        if credited || to_block >= self.ledger.scanned_to_block + SCAN_PERSIST_BLOCKS {
+            self.emit(BillingEvent::IncomingScanned { to_block });
+        }
+    }
+}
