@@ -144,6 +144,11 @@ pub enum BillingEffect {
 /// Durable billing facts (usage records are [`super::usage::UsageEvent`]s).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BillingEvent {
+    /// Our own payment address (recorded at start when it differs): it names this node in
+    /// disputes, where two logs are aligned by the addresses they pay and are paid from.
+    IdentitySet {
+        address: Address,
+    },
     NeighbourBound {
         neighbour: NeighbourId,
         address: Address,

@@ -25,6 +25,7 @@
 //! | 25 | credit applied | `[neighbour, amount]` |
 //! | 26 | forgiven | `[neighbour, amount, reason]` |
 //! | 27 | enforcement changed | `[neighbour, level]` |
+//! | 28 | identity set | `[address]` |
 //!
 //! Addresses (20 bytes), hashes (32) and signed transactions are MessagePack bin; amounts are
 //! integers when they fit in 64 bits, else 16 big-endian bytes (see [`super::chain::Amount`]).
@@ -90,6 +91,7 @@ impl Event {
             Event::Usage(UsageEvent::Accrued(_)) => "usage.accrued",
             Event::Usage(UsageEvent::CounterReset(_)) => "usage.counter_reset",
             Event::Billing(e) => match e {
+                BillingEvent::IdentitySet { .. } => "billing.identity_set",
                 BillingEvent::NeighbourBound { .. } => "billing.neighbour_bound",
                 BillingEvent::FeeSet { .. } => "billing.fee_set",
                 BillingEvent::PriceAdvertised { .. } => "billing.price_advertised",
@@ -156,6 +158,7 @@ impl fmt::Display for Event {
                 BillingEvent::PriceAdvertised { link, price_per_byte } => {
                     write!(f, "{link} price={price_per_byte}")
                 }
+                BillingEvent::IdentitySet { address } => write!(f, "address={address}"),
                 BillingEvent::NeighbourBound { neighbour, address } => {
                     write!(f, "n{} address={address}", neighbour.0)
                 }
@@ -211,6 +214,7 @@ mod kind {
     pub const CREDIT_APPLIED: u8 = 25;
     pub const FORGIVEN: u8 = 26;
     pub const ENFORCEMENT_CHANGED: u8 = 27;
+    pub const IDENTITY_SET: u8 = 28;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,6 +310,7 @@ pub fn encode(event: &Event, buf: &mut Vec<u8>) {
 
 fn encode_billing(e: &BillingEvent, buf: &mut Vec<u8>) {
     match e {
+        BillingEvent::IdentitySet { address } => body(buf, kind::IDENTITY_SET, &(address,)),
         BillingEvent::PriceAdvertised { link, price_per_byte } => {
             body(buf, kind::PRICE_ADVERTISED, &(link, price_per_byte))
         }
@@ -388,6 +393,10 @@ pub fn decode(version: u8, payload: &[u8]) -> Result<Event, DecodeError> {
 
 fn decode_billing(version: u8, k: u8, rest: &[u8]) -> Result<BillingEvent, DecodeError> {
     Ok(match k {
+        kind::IDENTITY_SET => {
+            let (address,): (Address,) = read(k, rest)?;
+            BillingEvent::IdentitySet { address }
+        }
         kind::PRICE_ADVERTISED => {
             let (link, price_per_byte): (Link, u64) = read(k, rest)?;
             BillingEvent::PriceAdvertised { link, price_per_byte }
@@ -525,6 +534,10 @@ mod tests {
             ),
             (Event::Billing(BillingEvent::FeeSet { fee_per_byte: 9 }), vec![0x11, 0x91, 0x09]),
             (
+                Event::Billing(BillingEvent::IdentitySet { address: addr(0xcd) }),
+                bytes(&[&[0x1c, 0x91, 0xc4, 0x14], &[0xcd; 20]]),
+            ),
+            (
                 Event::Billing(BillingEvent::ThresholdsSet(Thresholds {
                     pay: Amount(1000),
                     enforce: Amount(u128::MAX),
@@ -611,7 +624,7 @@ mod tests {
     #[test]
     fn every_event_kind_has_a_golden_and_a_distinct_name() {
         let names: std::collections::BTreeSet<&str> = golden().iter().map(|(e, _)| e.kind_name()).collect();
-        assert_eq!(names.len(), 17, "every kind has a golden: {names:?}");
+        assert_eq!(names.len(), 18, "every kind has a golden: {names:?}");
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct Advertised {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillingLedger {
+    /// Our own payment address.
+    pub identity: Option<Address>,
     pub fee_per_byte: u64,
     /// What we advertise to each neighbour for each destination.
     #[serde(with = "crate::machines::pairs")]
@@ -155,6 +157,7 @@ impl Fold for BillingLedger {
 impl BillingLedger {
     pub fn apply_billing(&mut self, event: &BillingEvent) {
         match event {
+            BillingEvent::IdentitySet { address } => self.identity = Some(*address),
             BillingEvent::NeighbourBound { neighbour, address } => {
                 self.accounts.entry(*neighbour).or_default().address = Some(*address);
             }

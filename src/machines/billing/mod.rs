@@ -61,7 +61,7 @@ impl BillingMachine {
     pub fn new(config: BillingConfig, usage: UsageLedger, ledger: BillingLedger, now: Stamp) -> Self {
         let mut timers = TimerTable::new();
         timers.set(BillingTimer::Chain, now);
-        Self {
+        let mut machine = Self {
             config,
             usage: UsageMachine::new(config.usage, usage, now),
             ledger,
@@ -69,7 +69,11 @@ impl BillingMachine {
             timers,
             events: VecDeque::new(),
             effects: VecDeque::new(),
+        };
+        if machine.ledger.identity != Some(config.our_address) {
+            machine.emit(BillingEvent::IdentitySet { address: config.our_address });
         }
+        machine
     }
 
     pub fn usage(&self) -> &UsageLedger {
