@@ -23,3 +23,5 @@ pub mod actors;
 pub mod cli;
 #[cfg(feature = "daemon")]
 pub mod os;
+#[cfg(feature = "daemon")]
+pub mod sim;

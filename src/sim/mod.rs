@@ -1,0 +1,1 @@
+//! Deterministic simulations of many nodes' machines in virtual time, with seeded faults.
