@@ -22,58 +22,25 @@ pub struct Thresholds {
     pub enforce: Amount,
 }
 
-/// How hard a neighbour's tunnel is throttled for unpaid debt.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(into = "u8", try_from = "u8")]
-pub enum Enforcement {
-    #[default]
-    None = 0,
-    /// Shaped to a trickle until it pays.
-    Throttled = 1,
-}
-
-impl From<Enforcement> for u8 {
-    fn from(e: Enforcement) -> u8 {
-        e as u8
+numbered_enum! {
+    /// How hard a neighbour's tunnel is throttled for unpaid debt.
+    #[derive(Default)]
+    pub enum Enforcement ("enforcement level") {
+        #[default]
+        None = 0,
+        /// Shaped to a trickle until it pays.
+        Throttled = 1,
     }
 }
 
-impl TryFrom<u8> for Enforcement {
-    type Error = String;
-    fn try_from(n: u8) -> Result<Self, String> {
-        match n {
-            0 => Ok(Self::None),
-            1 => Ok(Self::Throttled),
-            other => Err(format!("unknown enforcement level {other}")),
-        }
-    }
-}
-
-/// Why a payment did not happen. Stored as its number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "u8", try_from = "u8")]
-pub enum PaymentFailure {
-    /// The chain used our nonce for a transaction that is none of ours (the key is used
-    /// elsewhere): nothing of this payment moved.
-    NonceTaken = 1,
-    /// Included but reverted (an ERC-20 transfer that failed): nothing moved, nonce used.
-    Reverted = 2,
-}
-
-impl From<PaymentFailure> for u8 {
-    fn from(e: PaymentFailure) -> u8 {
-        e as u8
-    }
-}
-
-impl TryFrom<u8> for PaymentFailure {
-    type Error = String;
-    fn try_from(n: u8) -> Result<Self, String> {
-        match n {
-            1 => Ok(Self::NonceTaken),
-            2 => Ok(Self::Reverted),
-            other => Err(format!("unknown payment failure {other}")),
-        }
+numbered_enum! {
+    /// Why a payment did not happen.
+    pub enum PaymentFailure ("payment failure") {
+        /// The chain used our nonce for a transaction that is none of ours (the key is used
+        /// elsewhere): nothing of this payment moved.
+        NonceTaken = 1,
+        /// Included but reverted (an ERC-20 transfer that failed): nothing moved, nonce used.
+        Reverted = 2,
     }
 }
 
