@@ -7,6 +7,7 @@ need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]}" >&2
@@ -37,4 +38,35 @@ if [ "$(printf '%s\n%s\n' "$required" "$have" | sort -V | head -n1)" != "$requir
         echo "setup: rustc $have is older than the required $required" >&2
         exit 1
     fi
+fi
+
+# The chain for the integration tests (tests/anvil.rs): anvil from npm, and solcjs to build the
+# test's ERC-20 (tests/contracts/Token.sol), both in the project-local .tools/ so tests find
+# them at a known path. Quiet when already there.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tools="$root/.tools"
+anvil_version="1.7.1"
+solc_version="0.8.28"
+have_pkg() { # name version
+    [ -f "$tools/node_modules/$1/package.json" ] &&
+        grep -q "\"version\": \"$2\"" "$tools/node_modules/$1/package.json"
+}
+if ! have_pkg @foundry-rs/anvil-linux-amd64 "$anvil_version" || ! have_pkg solc "$solc_version"; then
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "setup: npm is needed to install anvil and solc (apt-get install nodejs npm)" >&2
+        exit 1
+    fi
+    mkdir -p "$tools"
+    npm install --prefix "$tools" --no-audit --no-fund --no-save --loglevel=error \
+        "@foundry-rs/anvil-linux-amd64@$anvil_version" "solc@$solc_version" >/dev/null
+fi
+token_src="$root/tests/contracts/Token.sol"
+token_bin="$tools/Token.bin"
+if [ ! -s "$token_bin" ] || [ "$token_src" -nt "$token_bin" ]; then
+    out="$(mktemp -d)"
+    "$tools/node_modules/.bin/solcjs" --bin --optimize --base-path "$root/tests/contracts" \
+        --output-dir "$out" "$token_src" >/dev/null
+    mv "$out/Token_sol_Token.bin" "$token_bin.tmp"
+    mv "$token_bin.tmp" "$token_bin"
+    rm -rf "$out"
 fi

@@ -14,6 +14,12 @@ pub const EXIT_UNDECODABLE: i32 = 4;
 pub const EXIT_OUT_OF_RANGE: i32 = 5;
 /// Writing the output failed (other than a closed pipe).
 pub const EXIT_OUTPUT: i32 = 1;
+/// `dispute`: the payer is cumulatively short of what the payee expected, beyond the
+/// tolerance (the report is written first).
+pub const EXIT_UNDERPAID: i32 = 6;
+/// `dispute`: the two logs cannot be compared as given: not neighbours, no identity to tell
+/// which neighbour the other is, several candidates and no `--link`, or swapped arguments.
+pub const EXIT_NOT_COMPARABLE: i32 = 7;
 
 #[derive(Debug, Error)]
 pub enum ReplayError {
@@ -48,6 +54,10 @@ pub enum ReplayError {
     OutOfRange(String),
     #[error("cannot write output: {0}")]
     Output(io::Error),
+    #[error("{0}")]
+    NotComparable(String),
+    #[error("underpaid: the payer accounted {amount} less than the payee expected, beyond the tolerance of {tolerance}")]
+    Underpaid { amount: u128, tolerance: u128 },
 }
 
 impl ReplayError {
@@ -67,6 +77,8 @@ impl ReplayError {
             }
             Self::OutOfRange(_) => EXIT_OUT_OF_RANGE,
             Self::Output(_) => EXIT_OUTPUT,
+            Self::Underpaid { .. } => EXIT_UNDERPAID,
+            Self::NotComparable(_) => EXIT_NOT_COMPARABLE,
         }
     }
 }

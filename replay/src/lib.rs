@@ -5,7 +5,15 @@
 //! replay check DIR [--json]                         validate every frame and decode every payload
 //! replay state DIR [--at SEQ] [--from-start] [--json]   the folded NodeState at a seq
 //! replay trace DIR [--from SEQ] [--to SEQ] [--json]     one line per record
+//! replay dispute PAYER_DIR PAYEE_DIR [--link N|nN/dD|ADDRESS] [--payee-link N|ADDRESS]
+//!                [--tolerance UNITS|FRACTION|PERCENT%] [--json]
+//!                                                   replay two neighbours' logs side by side
 //! ```
+//!
+//! `dispute` aligns the payer's and the payee's logs into billing windows closed by the
+//! payments both show (same tx hash), and compares what the payer accounted (tx bytes at the
+//! prices it was quoted) with what the payee expected (rx bytes at the lowest price it
+//! advertised): see [`dispute`].
 //!
 //! The tools never modify the directory: a dispute tool must not alter evidence (see
 //! [`data_dir`]).
@@ -19,10 +27,13 @@
 //! | 2 | cannot read: missing directory, not a directory, I/O error, no lastmile log there (also clap's usage errors) |
 //! | 3 | damaged: a corrupt frame that is not a torn tail (valid frames after it, or not in the last segment), a bad, short or foreign segment header, a seq gap, a log ending below the newest snapshot (`check` then says recovery will restart the log after it), an unreadable snapshot database, a snapshot that disagrees with the log |
 //! | 4 | undecodable: an event version newer than this build, a malformed payload, a snapshot this build cannot decode |
-//! | 5 | out of range: `--at`/`--from`/`--to` outside what the directory holds |
+//! | 5 | out of range: `--at`/`--from`/`--to` outside what the directory holds; a `dispute` log that no longer holds seq 1 |
+//! | 6 | `dispute`: underpaid: the payer accounted cumulatively less than the payee expected, beyond `--tolerance` (the report is written first; overpayment, i.e. loss, is exit 0) |
+//! | 7 | `dispute`: the logs cannot be compared as given: not neighbours, a log without identity and no `--link`, several candidate neighbour ids and no `--link`/`--payee-link`, or the arguments swapped |
 
 pub mod check;
 pub mod data_dir;
+pub mod dispute;
 pub mod error;
 pub mod state;
 pub mod trace;

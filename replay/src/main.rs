@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use replay::dispute::{self, Selector, Tolerance};
 use replay::state::Start;
 use replay::{check, state, trace, DataDir, ReplayError};
 
@@ -12,7 +13,9 @@ use replay::{check, state, trace, DataDir, ReplayError};
 ///
 /// Exit codes: 0 ok (a torn tail is only a notice), 1 output failed, 2 cannot read / not a
 /// lastmile data directory, 3 damaged log or snapshots, 4 undecodable record (newer event
-/// version or malformed payload) or snapshot, 5 seq out of range.
+/// version or malformed payload) or snapshot, 5 seq out of range (or a dispute log without
+/// seq 1), 6 dispute: underpaid beyond the tolerance, 7 dispute: the logs cannot be compared
+/// (not neighbours, ambiguous, swapped).
 #[derive(Debug, Parser)]
 #[command(name = "replay", version)]
 struct Cli {
@@ -50,6 +53,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare a payer's and a payee's logs, window by window between the payments both show.
+    ///
+    /// Exit 0 when consistent or overpaid (loss is credit), 6 when the payer is cumulatively
+    /// short beyond the tolerance, 7 when the logs cannot be compared as given.
+    Dispute {
+        /// The data directory of the node that sent the bytes and pays.
+        #[arg(value_name = "PAYER_DIR")]
+        payer: PathBuf,
+        /// The data directory of the neighbour that forwarded them and is paid.
+        #[arg(value_name = "PAYEE_DIR")]
+        payee: PathBuf,
+        /// The payee as the payer log knows it: a neighbour id (3, n3), a link (n3/d7: its
+        /// neighbour counts, payments settle per neighbour) or the payee's address (0x…).
+        #[arg(long, value_name = "NEIGHBOUR/DEST|ADDRESS")]
+        link: Option<Selector>,
+        /// The payer as the payee log knows it: a neighbour id or the payer's address.
+        #[arg(long, value_name = "NEIGHBOUR|ADDRESS")]
+        payee_link: Option<Selector>,
+        /// How far the payer may be short: base units (500), a fraction (0.02) or a percentage
+        /// (2%) of what the payee expected.
+        #[arg(long, value_name = "BASE_UNITS|FRACTION", default_value = "0")]
+        tolerance: Tolerance,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,7 +93,7 @@ fn main() -> ExitCode {
             // Whatever was written before the error goes out first.
             let _ = out.flush();
             eprintln!("replay: {e}");
-            // Exit codes are small constants (1..=5).
+            // Exit codes are small constants (1..=7).
             ExitCode::from(e.exit_code() as u8)
         }
     }
@@ -103,6 +131,23 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), ReplayError> {
             let dir = DataDir::open(dir)?;
             notice(&dir, json, out)?;
             trace::trace(&dir, from, to, json, out)
+        }
+        Command::Dispute { payer, payee, link, payee_link, tolerance, json } => {
+            let (payer, payee) = (DataDir::open(payer)?, DataDir::open(payee)?);
+            for dir in [&payer, &payee] {
+                if let Some(n) = dir.torn_tail_notice() {
+                    eprintln!("replay: {}: {n}", dir.path().display());
+                }
+            }
+            let (payer, payee) = (dispute::load(&payer)?, dispute::load(&payee)?);
+            let options = dispute::Options { link, payee_link, tolerance };
+            let report = dispute::dispute(&payer, &payee, &options)?;
+            if json {
+                dispute::render_json(out, &report)?;
+            } else {
+                dispute::render(out, &report)?;
+            }
+            report.error().map_or(Ok(()), Err)
         }
     }
 }

@@ -7,3 +7,4 @@ pub mod counters;
 pub mod flash;
 pub mod gate;
 pub mod journal;
+pub mod keyfile;
