@@ -750,6 +750,28 @@ async fn a_payer_quoting_less_than_advertised_leaves_a_debt_in_the_payees_log() 
     assert_eq!(received, 4 * u128::from(BYTES_PER_ROUND * ROUNDS), "A paid at the price it believed");
     assert!(expected > received, "B's log shows A owes more than it paid");
     assert_eq!(o.mismatch, 0, "what was paid still matches the chain");
+
+    // The dispute over these two real logs, as `replay dispute A B` settles it.
+    let open = |name: &str| {
+        let dir = replay::data_dir::DataDir::open(keep_dir(name)).expect("a kept data directory");
+        replay::dispute::load(&dir).expect("a readable log")
+    };
+    let report = replay::dispute::dispute(&open("a"), &open("b"), &replay::dispute::Options::default())
+        .expect("A and B are neighbours");
+    let mut text = Vec::new();
+    replay::dispute::render(&mut text, &report).expect("renders");
+    println!("{}", String::from_utf8_lossy(&text));
+    assert_eq!(report.verdict.kind, replay::dispute::VerdictKind::Underpaid);
+    assert_eq!(
+        report.verdict.amount.0,
+        expected - received,
+        "underpaid by exactly what B expected and A did not account for"
+    );
+    assert!(report.error().is_some(), "the command exits nonzero");
+}
+
+fn keep_dir(node: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("anvil-logs").join("dishonest-payer").join(node)
 }
 
 /// The adapter answers each command the way the twin does, against a real node: a re-sent
