@@ -301,10 +301,13 @@ fn honest_with_ten_percent_loss_is_overpaid_credit_and_exits_zero() {
 }
 
 #[test]
-fn a_price_raised_mid_window_with_the_quote_lagging_is_consistent_by_the_lowest_price_rule() {
-    // The payee raises its price from 8 to 10 halfway through the first window; the new
+fn a_price_raised_mid_window_with_the_quote_lagging_never_makes_the_payer_short() {
+    // The payee raises its price from 8 to 10 halfway through the second window; the new
     // quote reaches the payer only after that window, so the payer priced all of it at 8.
-    // The payee expects those bytes at the lowest price in force since its last record: 8.
+    // The payee expects a record's bytes at the lowest price in force over that record's
+    // interval and the one before (bytes sent at the old price can be counted a record late):
+    // 8 for the second window, and still 8 for the third, which the payer paid at 10. The
+    // payer is never short; the difference is its credit.
     let raise = Round { bytes: 1_000, advertise_mid: Some(10), quote_after: Some(10), ..Round::default() };
     let pair = Pair::new(8, 8).rounds(&[plain(500), raise, plain(1_000)]);
     let run = pair.dispute(&[]);
@@ -312,8 +315,9 @@ fn a_price_raised_mid_window_with_the_quote_lagging_is_consistent_by_the_lowest_
     for line in [
         "window 2 (closed by pay1 ",
         "tx 1000 B @8 | rx 1000 B @8 | owed 8000, paid 8000 | expected 8000, received 8000 | balance 0: consistent",
-        "tx 1000 B @10 | rx 1000 B @10 | owed 10000, paid 10000 | expected 10000, received 10000 | balance 0: consistent",
-        "verdict: consistent: the payer accounted 22000 for 2500 B sent, the payee expected 22000 for 2500 B received",
+        "tx 1000 B @10 | rx 1000 B @8 | owed 10000, paid 10000 | expected 8000, received 10000 | balance 2000: overpaid by 2000 (loss: credit)",
+        "verdict: overpaid by 2000 (loss on the link: credit, not a dispute): the payer accounted 22000 for 2500 B sent, \
+         the payee expected 20000 for 2500 B received",
     ] {
         assert!(run.stdout.contains(line), "{line:?} not in\n{}", run.stdout);
     }

@@ -38,7 +38,11 @@ impl Fold for NodeState {
 }
 
 /// The schema version of snapshot bytes; bump it when [`NodeState`]'s shape changes.
-pub const SNAPSHOT_VERSION: u8 = 2;
+pub const SNAPSHOT_VERSION: u8 = 3;
+/// The oldest snapshot version this build reads. Version 2 lacks fields that version 3 added
+/// with defaults (`Advertised::before`, `BillingLedger::chain_met`), so it decodes as is;
+/// version 1 predates billing and is refused (recovery then needs the log from seq 1).
+pub const OLDEST_SNAPSHOT_VERSION: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotError {
@@ -73,7 +77,7 @@ impl NodeState {
 
     pub fn decode_snapshot(bytes: &[u8]) -> Result<Self, SnapshotError> {
         let (&version, body) = bytes.split_first().ok_or(SnapshotError::Empty)?;
-        if version != SNAPSHOT_VERSION {
+        if !(OLDEST_SNAPSHOT_VERSION..=SNAPSHOT_VERSION).contains(&version) {
             return Err(SnapshotError::Version { found: version, supported: SNAPSHOT_VERSION });
         }
         rmp_serde::from_slice(body).map_err(|e| SnapshotError::Body(e.to_string()))

@@ -1,1 +1,3 @@
 //! Deterministic simulations of many nodes' machines in virtual time, with seeded faults.
+
+pub mod billing;

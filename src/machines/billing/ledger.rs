@@ -66,11 +66,28 @@ pub struct Payment {
     pub raw: Vec<u8>,
 }
 
-/// A price we advertise on one link: now, and the lowest since the link's last usage record.
+/// A price we advertise on one link: now, the lowest since the link's last usage record, and
+/// the lowest during the interval of that record.
+///
+/// A record's rx bytes are expected at the lowest of `low` and `before`: bytes the neighbour
+/// sent at an old price (our new quote still travelling to it, our counters read only at the
+/// next poll) can land in the record after the one during which the price changed. Covering
+/// two intervals absorbs quote delay plus counter lag up to one window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Advertised {
     pub now: u64,
     pub low: u64,
+    /// The lowest price of the previous record's interval (`None` before the first record, and
+    /// in snapshots written before this field existed).
+    #[serde(default)]
+    pub before: Option<u64>,
+}
+
+impl Advertised {
+    /// The price a record closed now expects its rx bytes at.
+    pub fn rx_price(&self) -> u64 {
+        self.low.min(self.before.unwrap_or(self.low))
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +114,12 @@ pub struct BillingLedger {
     #[serde(with = "crate::machines::pairs")]
     pub seen: BTreeMap<(TxHash, u32), u64>,
     pub scanned_to_block: u64,
+    /// Whether first contact with the chain is recorded (any `IncomingScanned`, even at
+    /// genesis): from then on scans resume from `scanned_to_block`, never skip ahead.
+    /// Snapshots written before this field existed decode it as `false`; they only lacked it
+    /// when `scanned_to_block` was 0 too.
+    #[serde(default)]
+    pub chain_met: bool,
 }
 
 /// How far below the scanned block a seen transfer is remembered. Scans restart from
@@ -115,13 +138,15 @@ impl BillingLedger {
 
     /// Folds a usage record into the accounts: its tx bytes at the neighbour's quoted price
     /// (in the record) are owed; its rx bytes at the lowest price we advertised on the link
-    /// since its previous record are expected. u64 × u64 always fits in u128.
+    /// since the record before its previous one ([`Advertised`]) are expected. u64 × u64
+    /// always fits in u128.
     pub fn apply_usage(&mut self, event: &UsageEvent) {
         if let UsageEvent::Accrued(r) = event {
             let rx_price = self.advertised.get_mut(&r.link).map(|p| {
-                let low = p.low;
-                p.low = p.now; // the next record's bytes start at the price in force now
-                low
+                let price = p.rx_price();
+                p.before = Some(p.low);
+                p.low = p.now; // the next interval starts at the price in force now
+                price
             });
             let account = self.accounts.entry(r.link.neighbour).or_default();
             add(&mut account.owed, r.tx_amount());
@@ -133,7 +158,7 @@ impl BillingLedger {
 
     /// The price an rx byte on `link` is expected to pay if recorded now.
     pub fn rx_price(&self, link: Link) -> Option<u64> {
-        self.advertised.get(&link).map(|p| p.low)
+        self.advertised.get(&link).map(Advertised::rx_price)
     }
 
     pub fn seen_transfers(&self) -> BTreeSet<(TxHash, u32)> {
@@ -170,7 +195,7 @@ impl BillingLedger {
                         a.now = p;
                         a.low = a.low.min(p);
                     })
-                    .or_insert(Advertised { now: p, low: p });
+                    .or_insert(Advertised { now: p, low: p, before: None });
             }
             BillingEvent::ThresholdsSet(t) => self.thresholds = Some(*t),
             BillingEvent::PaymentIntended { id, neighbour, to, amount } => {
@@ -223,6 +248,7 @@ impl BillingLedger {
                 self.seen.insert((*tx_hash, *log_index), *block);
             }
             BillingEvent::IncomingScanned { to_block } => {
+                self.chain_met = true;
                 self.scanned_to_block = self.scanned_to_block.max(*to_block);
                 let horizon = self.scanned_to_block.saturating_sub(SEEN_RETENTION_BLOCKS);
                 self.seen.retain(|_, block| *block >= horizon);

@@ -22,8 +22,9 @@ use crate::events::chain::{
 /// How many blocks of incoming scan progress may go unrecorded.
 const SCAN_PERSIST_BLOCKS: u64 = 256;
 
-/// How many chain polls in a row must show our nonce used, with no receipt for any of our
-/// hashes, before the payment is declared beaten to its nonce.
+/// How many receipts in a row must answer "not included" for our latest hash while the chain
+/// shows our nonce used before the payment is declared beaten to its nonce. Only answers count:
+/// a failed query is no evidence.
 const NONCE_TAKEN_POLLS: u32 = 3;
 
 /// What the machine currently believes about the chain. Soft: rebuilt by asking after a
@@ -90,13 +91,13 @@ impl BillingMachine {
         if self.chain.head.is_none() || self.chain.scanning.is_some() {
             return;
         }
-        if self.ledger.scanned_to_block == 0 && self.chain.scan_from.is_none() {
-            // First contact with the chain: nothing buried before now was meant for us.
-            let buried = self.chain.buried_head();
-            self.chain.scan_from = Some(buried.map_or(1, |b| b + 1));
-            if let Some(to_block) = buried.filter(|b| *b > 0) {
-                self.emit(BillingEvent::IncomingScanned { to_block });
-            }
+        if !self.ledger.chain_met && self.chain.scan_from.is_none() {
+            // First contact with the chain: nothing buried before now was meant for us. It is
+            // recorded even at genesis (`to_block` 0), so a restart never takes us for a
+            // newcomer and skips transfers we have not credited yet.
+            let buried = self.chain.buried_head().unwrap_or(0);
+            self.chain.scan_from = Some(buried + 1);
+            self.emit(BillingEvent::IncomingScanned { to_block: buried });
         }
         let Some(buried) = self.chain.buried_head() else { return };
         let from = self.chain.scan_from.unwrap_or(self.ledger.scanned_to_block + 1);
@@ -159,21 +160,28 @@ impl BillingMachine {
                     }
                     None => {
                         if self.chain.included.is_some_and(|(i, h, _)| i == id && h == tx_hash) {
-                            // Reorged out: broadcast the same bytes again at the next poll.
                             self.chain.included = None;
-                            self.chain.sent = None;
                         }
+                        self.check_nonce_taken(tx_hash);
+                        // Not in the chain: reorged out, or dropped by a node that had accepted
+                        // it (nodes do drop transactions). Broadcast the very same bytes again
+                        // at the next poll: a pending copy is not duplicated by it, and the
+                        // nonce lets it be mined only once.
+                        self.chain.sent = None;
                     }
                 }
                 self.confirm();
             }
             ChainObservation::Head { block } => {
+                // Confirmation waits for the next receipt: the inclusion seen before this head
+                // may have been reorged away since, and only a fresh receipt can say.
                 self.chain.head = Some(block);
-                self.confirm();
             }
             ChainObservation::Nonce { next } => {
                 self.chain.chain_nonce = Some(next);
-                self.check_nonce_taken(next);
+                if self.active().and_then(|(_, p)| p.nonce).is_some_and(|nonce| next <= nonce) {
+                    self.chain.nonce_taken_polls = 0;
+                }
                 self.advance_payments();
             }
             ChainObservation::Incoming { from_block, to_block, transfers } => {
@@ -216,24 +224,25 @@ impl BillingMachine {
         self.advance_payments();
     }
 
-    fn check_nonce_taken(&mut self, chain_next: u64) {
+    /// A receipt said our latest transaction `tx_hash` is not in the chain: if the chain also
+    /// shows our nonce used, that is one more piece of evidence that another transaction took it.
+    fn check_nonce_taken(&mut self, tx_hash: TxHash) {
         let Some((id, payment)) = self.active() else {
             return;
         };
-        let Some(nonce) = payment.nonce else { return };
-        if chain_next > nonce && self.chain.included.is_none() {
-            self.chain.nonce_taken_polls += 1;
-            if self.chain.nonce_taken_polls >= NONCE_TAKEN_POLLS {
-                self.chain.nonce_taken_polls = 0;
-                self.chain.sent = None;
-                self.emit(BillingEvent::PaymentFailed {
-                    id,
-                    failure: PaymentFailure::NonceTaken,
-                    nonce_used: true,
-                });
-            }
-        } else {
+        let (Some(nonce), Some(chain_next)) = (payment.nonce, self.chain.chain_nonce) else { return };
+        if payment.hashes.last() != Some(&tx_hash) || chain_next <= nonce || self.chain.included.is_some() {
+            return;
+        }
+        self.chain.nonce_taken_polls += 1;
+        if self.chain.nonce_taken_polls >= NONCE_TAKEN_POLLS {
             self.chain.nonce_taken_polls = 0;
+            self.chain.sent = None;
+            self.emit(BillingEvent::PaymentFailed {
+                id,
+                failure: PaymentFailure::NonceTaken,
+                nonce_used: true,
+            });
         }
     }
 

@@ -78,6 +78,8 @@ pub struct ChainTwin {
     mempool: Vec<Tx>,
     /// Block n holds `blocks[n - 1]`; block 0 is genesis.
     blocks: Vec<Vec<Tx>>,
+    /// Where each included transaction is: hash → block (receipts without a scan of all blocks).
+    included: BTreeMap<TxHash, u64>,
     faults: ChainFaults,
     rng: SplitMix64,
     pub rpc_failures: u64,
@@ -90,6 +92,7 @@ impl ChainTwin {
             nonces: BTreeMap::new(),
             mempool: Vec::new(),
             blocks: Vec::new(),
+            included: BTreeMap::new(),
             faults,
             rng: SplitMix64::new(seed),
             rpc_failures: 0,
@@ -108,6 +111,30 @@ impl ChainTwin {
         self.blocks.len() as u64
     }
 
+    /// Changes the injected faults from now on (a flaky node that recovers, or the reverse).
+    pub fn set_faults(&mut self, faults: ChainFaults) {
+        self.faults = faults;
+    }
+
+    /// Every transfer included in the current chain, oldest block first: what auditors of a
+    /// simulation compare ledgers against.
+    pub fn transfers(&self) -> Vec<Transfer> {
+        let mut out = Vec::new();
+        for (i, block) in self.blocks.iter().enumerate() {
+            for tx in block {
+                out.push(Transfer {
+                    tx_hash: tx.hash(),
+                    log_index: 0,
+                    from: tx.from,
+                    to: tx.to,
+                    amount: tx.amount,
+                    block: i as u64 + 1,
+                });
+            }
+        }
+        out
+    }
+
     /// Includes every valid mempool transaction, in nonce order per sender, in a new block.
     pub fn mine(&mut self) {
         let mut pool = std::mem::take(&mut self.mempool);
@@ -121,6 +148,7 @@ impl ChainTwin {
                 *self.balances.entry(tx.from).or_default() -= tx.amount.0;
                 *self.balances.entry(tx.to).or_default() += tx.amount.0;
                 *self.nonces.entry(tx.from).or_default() += 1;
+                self.included.insert(tx.hash(), self.blocks.len() as u64 + 1);
                 block.push(tx);
             } else if tx.nonce > expected || (tx.nonce == expected && funds < tx.amount.0) {
                 waiting.push(tx); // a gap before it, or no funds yet: it stays pending
@@ -141,6 +169,7 @@ impl ChainTwin {
                 *self.balances.entry(tx.to).or_default() -= tx.amount.0;
                 *self.balances.entry(tx.from).or_default() += tx.amount.0;
                 *self.nonces.entry(tx.from).or_default() -= 1;
+                self.included.remove(&tx.hash());
                 self.mempool.push(tx);
             }
         }
@@ -150,11 +179,8 @@ impl ChainTwin {
         ppm > 0 && self.rng.below(1_000_000) < u64::from(ppm)
     }
 
-    fn find(&self, hash: TxHash) -> Option<(u64, Tx)> {
-        self.blocks
-            .iter()
-            .enumerate()
-            .find_map(|(i, b)| b.iter().find(|t| t.hash() == hash).map(|t| (i as u64 + 1, *t)))
+    fn find(&self, hash: TxHash) -> Option<u64> {
+        self.included.get(&hash).copied()
     }
 
     /// Answers one request from `account`, as a node would (or with an injected fault).
@@ -197,7 +223,7 @@ impl ChainTwin {
                 ChainObservation::Sent { id }
             }
             ChainCommand::QueryReceipt { id, tx_hash } => {
-                let included = self.find(tx_hash).map(|(block, _)| Inclusion { block, success: true });
+                let included = self.find(tx_hash).map(|block| Inclusion { block, success: true });
                 ChainObservation::Receipt { id, tx_hash, included }
             }
             ChainCommand::QueryHead => ChainObservation::Head { block: self.head() },

@@ -1,0 +1,372 @@
+//! Pay per forward across a simulated network (issue 3): real billing machines on a topology,
+//! one chain twin, seeded loss, price changes, counter resets, chain faults, cheats and crashes
+//! (`lastmile::sim::billing`). ARCHITECTURE.md "Billing: pay per forward", "Payments".
+//!
+//! Every property runs the whole network to its settlement (traffic stops, the pay threshold
+//! drops to 0, payments confirm) and then compares ledgers with the simulator's ground truth
+//! and with the chain.
+
+use lastmile::events::billing::{Enforcement, OperatorCommand, Thresholds};
+use lastmile::events::chain::Amount;
+use lastmile::events::Event;
+use lastmile::os::chain::twin::ChainFaults;
+use lastmile::rng::SplitMix64;
+use lastmile::sim::billing::{BillingSim, Cheat, Crash, SimConfig, Topology};
+use quickcheck::{QuickCheck, TestResult};
+
+fn run(config: SimConfig) -> BillingSim {
+    let mut sim = BillingSim::new(config);
+    sim.run();
+    sim
+}
+
+/// A seeded scenario: 3–8 nodes, line or random, some flows.
+fn scenario(seed: u64) -> SimConfig {
+    let mut g = SplitMix64::new(seed).derive(0x5ce);
+    let mut c = SimConfig::small(seed);
+    c.nodes = 3 + g.below(6) as usize;
+    c.topology =
+        if g.below(2) == 0 { Topology::Line } else { Topology::Random { extra_edges: g.below(3) as usize } };
+    c.flows = 1 + g.below(6) as usize;
+    c
+}
+
+/// Settlement, audit and replay equivalence, for every run.
+fn settled_and_audited(sim: &BillingSim) -> Result<(), String> {
+    let problems = sim.audit();
+    if !problems.is_empty() {
+        return Err(format!("audit: {problems:?}"));
+    }
+    if !sim.settled() {
+        return Err("not settled at the end".into());
+    }
+    if !sim.refusals.is_empty() {
+        return Err(format!("refused: {:?}", sim.refusals));
+    }
+    Ok(())
+}
+
+/// Consensus: no honest payer is ever throttled, and after settlement every payee has
+/// received at least what it expects from each honest payer, less only what counter resets
+/// hid from the payer's machine (bytes × quote, recorded by the simulator).
+fn consensus(sim: &BillingSim) -> Result<(), String> {
+    settled_and_audited(sim)?;
+    for e in &sim.enforcements {
+        if e.level == Enforcement::Throttled && !sim.is_cheat(e.payer) {
+            return Err(format!("honest node {} throttled: {e:?}", e.payer));
+        }
+    }
+    for (payer, payee) in sim.billed_pairs() {
+        if sim.is_cheat(payer) {
+            continue;
+        }
+        let a = sim.account(payee, payer);
+        let slack = sim.reset_unbilled.get(&(payer, payee)).copied().unwrap_or(0);
+        if a.received.0 + slack < a.expected.0 {
+            return Err(format!(
+                "{payee} expected {} from {payer} but received {} (reset slack {slack})",
+                a.expected, a.received
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check(result: Result<(), String>) -> TestResult {
+    match result {
+        Ok(()) => TestResult::passed(),
+        Err(e) => TestResult::error(e),
+    }
+}
+
+#[test]
+fn exactness_without_loss_paid_equals_expected_to_the_base_unit() {
+    fn prop(seed: u64) -> TestResult {
+        let sim = run(scenario(seed));
+        check(settled_and_audited(&sim).and_then(|()| {
+            for (payer, payee) in sim.billed_pairs() {
+                let ours = sim.account(payer, payee);
+                let theirs = sim.account(payee, payer);
+                let amounts = [ours.owed, ours.paid, theirs.expected, theirs.received];
+                if amounts.iter().any(|a| *a != ours.owed) || ours.owed.0 == 0 {
+                    return Err(format!("{payer}→{payee}: owed, paid, expected, received = {amounts:?}"));
+                }
+            }
+            if !sim.enforcements.is_empty() {
+                return Err(format!("enforced: {:?}", sim.enforcements));
+            }
+            Ok(())
+        }))
+    }
+    QuickCheck::new().tests(12).quickcheck(prop as fn(u64) -> TestResult);
+}
+
+/// The consensus scenario: any loss (0–20% per hop), price changes, counter resets, delayed
+/// and shuffled readings, RPC failures, dropped broadcasts and shallow reorgs.
+fn stormy(seed: u64) -> SimConfig {
+    let mut g = SplitMix64::new(seed).derive(0x570);
+    let mut c = scenario(seed);
+    c.max_loss_ppm = g.below(200_001) as u32;
+    c.price_changes = g.below(12) as usize;
+    c.counter_reset_ppm = g.below(3) as u32 * 5_000;
+    c.chain_faults =
+        ChainFaults { rpc_failure_ppm: g.below(2) as u32 * 50_000, drop_ppm: g.below(2) as u32 * 100_000 };
+    c.reorg_ppm = g.below(2) as u32 * 200_000;
+    c.confirmations = 2 + g.below(2);
+    sized(c)
+}
+
+/// The regime the consensus property is stated for: an honest payer's debt, as its payee sees
+/// it, is at most the pay threshold plus what the link carries while the payment is decided,
+/// queued behind the payer's other payments, mined, buried and scanned, plus counter lag. The
+/// thresholds are set to pay = 6 × the most one link can carry per window (an upper bound from
+/// the flows through it and the largest possible price) and enforce = 2 × pay, the least allowed.
+fn sized(mut c: SimConfig) -> SimConfig {
+    let v = BillingSim::new(c.clone()).max_value_per_window();
+    c.thresholds = Thresholds { pay: Amount(6 * v), enforce: Amount(12 * v) };
+    c
+}
+
+#[test]
+fn consensus_an_honest_payer_is_never_throttled_and_pays_at_least_what_is_expected() {
+    fn prop(seed: u64) -> TestResult {
+        check(consensus(&run(stormy(seed))))
+    }
+    QuickCheck::new().tests(30).quickcheck(prop as fn(u64) -> TestResult);
+}
+
+/// Conservation, for every relay r with fixed prices (no cheat, no resets), measured on r's own
+/// ledger after settlement:
+/// Σ received − Σ paid == fee_r × bytes r forwarded (its rx for others' destinations)
+///                      + Σ bytes lost on the way into r × r's price for their destination
+///                      − what r's own flows cost it (bytes it originated × its next hop's price).
+#[test]
+fn conservation_a_relay_keeps_its_fee_on_what_it_forwards_plus_the_credited_loss() {
+    fn prop(seed: u64) -> TestResult {
+        let mut c = stormy(seed);
+        c.price_changes = 0;
+        c.counter_reset_ppm = 0;
+        let sim = run(c);
+        check(consensus(&sim).and_then(|()| {
+            for r in 0..sim.nodes.len() {
+                let ledger = &sim.nodes[r].fold.billing;
+                let received: u128 = ledger.accounts.values().map(|a| a.received.0).sum();
+                let paid: u128 = ledger.accounts.values().map(|a| a.paid.0).sum();
+                let (forwarded, lost_value, own_cost) = sim.relay_truth(r);
+                let fee = u128::from(sim.fees[r]);
+                let lhs = received as i128 - paid as i128;
+                let rhs = (fee * u128::from(forwarded) + lost_value) as i128 - own_cost as i128;
+                if lhs != rhs {
+                    return Err(format!(
+                        "relay {r}: received {received} − paid {paid} = {lhs}, but fee {fee} × {forwarded} + \
+                         lost {lost_value} − own {own_cost} = {rhs}"
+                    ));
+                }
+            }
+            Ok(())
+        }))
+    }
+    QuickCheck::new().tests(20).quickcheck(prop as fn(u64) -> TestResult);
+}
+
+/// A line 0 — 1 — 2 — 3 with one flow 0 → 3 and node 0 reporting `keep_permille` of its tx
+/// bytes. Its shortfall grows by at least `(1 − keep) × min bytes per window × price`; node 1
+/// must throttle it within `(enforce + pay) / that + 3` windows (pay: what an honest payer may
+/// owe before paying; 3: the window that counts, one to settle, one for counter lag).
+fn cheat_line(seed: u64, keep_permille: u64, honest_from_ms: Option<u64>) -> (SimConfig, u64) {
+    let mut c = SimConfig::small(seed);
+    c.nodes = 4;
+    c.flows = 0;
+    c.cheat = Some(Cheat { node: 0, keep_permille, honest_from_ms });
+    c.traffic_ms = 600_000;
+    c.end_ms = 900_000;
+    let probe = BillingSim::new(c.clone());
+    let price = probe.advertised[1][3] as u128;
+    let min_per_window = 2_000 / 2 * (c.usage.window_ms / c.tick_ms) as u128;
+    let short_per_window = min_per_window * (1000 - keep_permille) as u128 / 1000 * price;
+    let windows = (c.thresholds.enforce.0 + c.thresholds.pay.0) / short_per_window.max(1) + 3;
+    (c, windows as u64 * 10_000)
+}
+
+fn with_flow(c: SimConfig) -> BillingSim {
+    let mut sim = BillingSim::new(c);
+    sim.flows = vec![(0, 3, 20_000)];
+    sim
+}
+
+#[test]
+fn detection_a_short_payer_is_throttled_within_a_bounded_number_of_windows_and_lifted_once_it_pays() {
+    fn prop(seed: u64, keep: u8) -> TestResult {
+        let keep_permille = u64::from(keep) * 600 / 255; // pays at most 60% of what it owes
+        let (c, bound_ms) = cheat_line(seed, keep_permille, Some(400_000));
+        let mut sim = with_flow(c);
+        sim.run();
+        check((|| {
+            let first = sim.throttled(0).first().copied().ok_or("the cheat was never throttled")?;
+            if first.payee != 1 || first.at_ms > bound_ms {
+                return Err(format!("throttled late or by the wrong node: {first:?}, bound {bound_ms} ms"));
+            }
+            let lifted = sim
+                .enforcements
+                .iter()
+                .any(|e| e.payer == 0 && e.level == Enforcement::None && e.at_ms > 400_000);
+            if !lifted || sim.account(1, 0).enforcement != Enforcement::None {
+                return Err(format!("not lifted after paying: {:?}", sim.enforcements));
+            }
+            // Made honest, it paid back what it hid: the payee got everything it expected.
+            let a = sim.account(1, 0);
+            if a.received < a.expected {
+                return Err(format!("expected {} received {}", a.expected, a.received));
+            }
+            consensus(&sim)
+        })())
+    }
+    QuickCheck::new().tests(10).quickcheck(prop as fn(u64, u8) -> TestResult);
+}
+
+#[test]
+fn a_throttled_cheat_is_lifted_when_its_payee_forgives_the_debt_with_a_reason() {
+    let (c, bound_ms) = cheat_line(41, 0, None);
+    let mut sim = with_flow(c);
+    sim.run_until(bound_ms);
+    assert_eq!(sim.account(1, 0).enforcement, Enforcement::Throttled, "{:?}", sim.enforcements);
+    let debt = sim.account(1, 0).its_debt();
+    assert!(debt > sim.config.thresholds.enforce.0 as i128);
+    sim.operator(
+        1,
+        OperatorCommand::Forgive {
+            neighbour: sim.nodes[1]
+                .neighbours
+                .iter()
+                .position(|n| *n == 0)
+                .map(|k| lastmile::events::usage::NeighbourId(k as u32 + 1))
+                .unwrap(),
+            amount: Amount(debt as u128),
+            reason: "test: written off".into(),
+        },
+    );
+    assert_eq!(sim.account(1, 0).enforcement, Enforcement::None);
+    assert_eq!(sim.enforcements.last().map(|e| (e.payer, e.level)), Some((0, Enforcement::None)));
+    assert!(sim.audit().is_empty(), "{:?}", sim.audit());
+}
+
+/// Crash: node `c.node` dies when its log reaches `at_event` events and restarts from the fold
+/// of its log. Fixed prices and no counter resets (amounts then do not depend on record
+/// boundaries), loss, chain faults and reorgs on. Asserts: settled; the audit (no payment
+/// twice on chain, chain == ledgers, replay equivalence); consensus; and every account of every
+/// node (owed, paid, expected, received) equals the uncrashed run's.
+fn crash_case(seed: u64, pick: u64, keep_last: bool) -> Result<(), String> {
+    let mut c = stormy(seed);
+    c.price_changes = 0;
+    c.counter_reset_ppm = 0;
+    c.chain_faults.drop_ppm = 0;
+    let reference = run(c.clone());
+    let node = (pick % c.nodes as u64) as usize;
+    let len = reference.nodes[node].log_len;
+    let at_event = 1 + (pick / 7) % len;
+    c.crash = Some(Crash { node, at_event, keep_last, down_ms: 1 + pick % 15_000 });
+    compare_crashed(&reference, c)
+}
+
+fn compare_crashed(reference: &BillingSim, c: SimConfig) -> Result<(), String> {
+    let crashed = run(c);
+    if crashed.nodes.iter().map(|n| n.crashes).sum::<u32>() != 1 {
+        return Err("the crash did not happen".into());
+    }
+    consensus(&crashed)?;
+    for (a, b) in reference.nodes.iter().zip(&crashed.nodes) {
+        for (n, x) in &a.fold.billing.accounts {
+            let y = b.fold.billing.account(*n);
+            let amounts = |a: &lastmile::machines::billing::Account| (a.owed, a.paid, a.expected, a.received);
+            if amounts(x) != amounts(&y) {
+                return Err(format!(
+                    "node {} n{}: {:?} uncrashed, {:?} crashed",
+                    a.id,
+                    n.0,
+                    amounts(x),
+                    amounts(&y)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn crash_at_any_event_boundary_pays_nothing_twice_and_loses_nothing() {
+    fn prop(seed: u64, pick: u64, keep_last: bool) -> TestResult {
+        check(crash_case(seed, pick, keep_last))
+    }
+    QuickCheck::new().tests(20).quickcheck(prop as fn(u64, u64, bool) -> TestResult);
+}
+
+/// The crash the payments design is about: `PaymentSigned` is on flash, the `Send` never left.
+/// The restarted node must broadcast the very same bytes (so the payment is mined once), with
+/// reorgs on so the crash may also fall while the payment is reorged out.
+#[test]
+fn crash_between_payment_signed_and_send_and_during_reorgs() {
+    let mut tested = 0;
+    for seed in 0..20 {
+        let mut c = scenario(seed);
+        c.max_loss_ppm = 50_000;
+        c.reorg_ppm = 500_000;
+        let reference = run(c.clone());
+        // Seeds whose flows cross no relay pay nothing (traffic to a neighbour is free).
+        let Some((node, at_event)) = reference.nodes.iter().find_map(|n| {
+            n.log.iter().enumerate().skip(1).find_map(|(i, e)| {
+                matches!(e, Event::Billing(lastmile::events::billing::BillingEvent::PaymentSigned { .. }))
+                    .then_some((n.id, i as u64 + 1))
+            })
+        }) else {
+            continue;
+        };
+        for keep_last in [true, false] {
+            let mut c = c.clone();
+            c.crash = Some(Crash { node, at_event, keep_last, down_ms: 4_000 });
+            compare_crashed(&reference, c)
+                .unwrap_or_else(|e| panic!("seed {seed} keep_last {keep_last}: {e}"));
+        }
+        tested += 1;
+    }
+    assert!(tested >= 10, "only {tested} of 20 seeds paid anything");
+}
+
+/// Billing never reads time: the same world with every stamp shifted (another boot counter,
+/// ticks 10^12 ms later) writes exactly the same events on every node.
+#[test]
+fn no_wall_clock_dependence_shifted_stamps_write_the_same_logs() {
+    for seed in 0..4 {
+        let c = stormy(seed);
+        let a = run(c.clone());
+        let b = run(SimConfig { stamp_offset: (7, 1_000_000_000_000), ..c });
+        for (x, y) in a.nodes.iter().zip(&b.nodes) {
+            assert!(x.log_len > 0);
+            assert_eq!(x.log, y.log, "seed {seed} node {}", x.id);
+        }
+    }
+}
+
+/// Replay equivalence on a bigger random network with everything on: every node's live
+/// ledgers equal the fold of its log from empty (checked by the audit), at the end and at
+/// several points during the run.
+#[test]
+fn replay_equivalence_for_every_node_during_and_after_a_stormy_run() {
+    let mut c = stormy(99);
+    c.nodes = 12;
+    c.topology = Topology::Random { extra_edges: 4 };
+    c.flows = 10;
+    let mut sim = BillingSim::new(c);
+    for k in 1..=8 {
+        sim.run_until(k * 50_000);
+        let problems: Vec<String> = sim.audit().into_iter().filter(|p| p.contains("fold")).collect();
+        assert!(problems.is_empty(), "{problems:?}");
+        for n in &sim.nodes {
+            let mut state = lastmile::machines::NodeState::default();
+            for e in &n.log {
+                lastmile::events::Fold::apply(&mut state, e);
+            }
+            assert_eq!(state, n.fold, "node {}", n.id);
+        }
+    }
+    consensus(&sim).unwrap();
+}
