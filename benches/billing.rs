@@ -103,6 +103,7 @@ fn samples_per_second() {
         confirmations: 3,
         chain_poll_ms: 2_000,
         max_scan_blocks: 1_000,
+        replace_after_polls: 0,
     };
     let mut m =
         BillingMachine::new(config, UsageLedger::default(), BillingLedger::default(), Stamp::new(1, 0));

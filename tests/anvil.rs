@@ -267,6 +267,7 @@ impl Node {
             confirmations: CONFIRMATIONS,
             chain_poll_ms: 1_000,
             max_scan_blocks: 100,
+            replace_after_polls: 0,
         };
         let mut node = Node {
             spec,

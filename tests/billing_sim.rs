@@ -370,3 +370,52 @@ fn replay_equivalence_for_every_node_during_and_after_a_stormy_run() {
     }
     consensus(&sim).unwrap();
 }
+
+/// Stuck fees: the chain's minimum fee jumps up and down during the traffic phase, so payments
+/// signed before a jump stay pending below it until their payer replaces them (the same
+/// transfer and nonce, signed again at the fee of the moment). Everything else of the consensus
+/// scenario stays on for even seeds; odd seeds run the crash regime (fixed prices, no resets, no
+/// dropped broadcasts: see `crash_case`). Asserts consensus (settled, audited: no payment twice on chain, chain ==
+/// ledgers, replay equivalence), that replacements happened, and that a crash at a
+/// replacement's `PaymentSigned` (kept or lost, so its `Send` never left) changes no account.
+#[test]
+fn stuck_fees_payments_are_replaced_never_paid_twice_even_across_a_crash() {
+    let mut replaced = 0;
+    let mut crashed = 0;
+    for seed in 0..12 {
+        let mut c = stormy(seed);
+        c.nodes = 6;
+        c.flows = 6; // enough payments to be stuck
+        c.min_fee_changes = 80;
+        let crashable = seed % 2 == 1;
+        if crashable {
+            c.price_changes = 0;
+            c.counter_reset_ppm = 0;
+            c.chain_faults.drop_ppm = 0;
+        }
+        let c = sized(c);
+        let reference = run(c.clone());
+        consensus(&reference).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        replaced += reference.replacements();
+        // The first replacement in the run: a second `PaymentSigned` for one payment.
+        let replacement = reference.nodes.iter().find_map(|n| {
+            let mut signed = std::collections::BTreeSet::new();
+            n.log.iter().enumerate().find_map(|(i, e)| match e {
+                Event::Billing(lastmile::events::billing::BillingEvent::PaymentSigned { id, .. }) => {
+                    (!signed.insert(*id)).then_some((n.id, i as u64 + 1))
+                }
+                _ => None,
+            })
+        });
+        let Some((node, at_event)) = replacement.filter(|_| crashable) else { continue };
+        for keep_last in [true, false] {
+            let mut c = c.clone();
+            c.crash = Some(Crash { node, at_event, keep_last, down_ms: 4_000 });
+            compare_crashed(&reference, c)
+                .unwrap_or_else(|e| panic!("seed {seed} keep_last {keep_last}: {e}"));
+        }
+        crashed += 1;
+    }
+    assert!(replaced >= 6, "only {replaced} replacements in 12 runs");
+    assert!(crashed >= 1, "no run crashed at a replacement");
+}

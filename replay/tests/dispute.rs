@@ -59,6 +59,7 @@ impl Node {
             confirmations: 3,
             chain_poll_ms: 2_000,
             max_scan_blocks: 1_000,
+            replace_after_polls: 0,
         };
         let m = BillingMachine::new(config, UsageLedger::default(), BillingLedger::default(), t(0));
         let mut node = Node { m, address, store, dir };

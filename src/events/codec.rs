@@ -26,9 +26,20 @@
 //! | 26 | forgiven | `[neighbour, amount, reason]` |
 //! | 27 | enforcement changed | `[neighbour, level]` |
 //! | 28 | identity set | `[address]` |
+//! | 32 | exit prices set | `[user, exit_price, path_price]` |
+//! | 33 | exit accrued | `[user, download_bytes, upload_bytes, exit_price, path_price]` |
+//! | 34 | exit counter reset | `[user, download_reset, upload_reset, download_counted, upload_counted, download_observed, upload_observed]` |
+//! | 35 | exit statement issued | `[user, exit, seq, download_bytes, upload_bytes, amount_due]` |
+//! | 36 | exit statement signed | `[user, seq, signature]` |
+//! | 37 | exit bound (user side) | `[exit]` |
+//! | 38 | exit quoted (user side) | `[exit, exit_price, path_price]` |
+//! | 39 | exit statement accepted | `[[user, exit, seq, download_bytes, upload_bytes, amount_due], own_rx, own_tx]` |
+//! | 40 | exit statement disputed | `[exit, seq, reason, by]` |
 //!
 //! Addresses (20 bytes), hashes (32) and signed transactions are MessagePack bin; amounts are
 //! integers when they fit in 64 bits, else 16 big-endian bytes (see [`super::chain::Amount`]).
+//! Statement signatures are bin 65 (`r ‖ s ‖ v`); `by` in a dispute is an amount-like u128.
+//! The exit kinds (32 and up) were added to version 3 before it was released.
 //!
 //! Version 2 had kinds 1 to 4 only, with the same layouts. Version 1 differs in kind 1, whose
 //! body had no price: `[[neighbour, destination], tx_bytes, rx_bytes]`. It is upcast to an
@@ -36,6 +47,7 @@
 
 use super::billing::{BillingEvent, Enforcement, PaymentFailure, Thresholds};
 use super::chain::{Address, Amount, PaymentId, TxHash};
+use super::exit::{DisputeReason, ExitEvent, Signature, Statement};
 use super::incident::{IncidentEvent, IncidentKind};
 use super::usage::{Link, NeighbourId, UsageEvent, UsageRecord};
 use serde::de::DeserializeOwned;
@@ -53,6 +65,7 @@ pub enum Event {
     Usage(UsageEvent),
     Billing(BillingEvent),
     Incident(IncidentEvent),
+    Exit(ExitEvent),
 }
 
 impl Event {
@@ -66,6 +79,7 @@ impl Event {
                 | BillingEvent::PaymentReceived { amount, .. }
                 | BillingEvent::Forgiven { amount, .. },
             ) => amount.0,
+            Event::Exit(e) => e.value(),
             _ => 0,
         }
     }
@@ -73,6 +87,9 @@ impl Event {
     /// Urgent records are flushed at once and may use the flash reserve: money that must not
     /// be lost (a payment decided, signed or received; a debt forgiven) and incidents.
     pub fn is_urgent(&self) -> bool {
+        if let Event::Exit(e) = self {
+            return e.is_urgent();
+        }
         matches!(
             self,
             Event::Incident(_)
@@ -108,6 +125,17 @@ impl Event {
             },
             Event::Incident(IncidentEvent::Opened { .. }) => "incident.opened",
             Event::Incident(IncidentEvent::Closed { .. }) => "incident.closed",
+            Event::Exit(e) => match e {
+                ExitEvent::PricesSet { .. } => "exit.prices_set",
+                ExitEvent::Accrued { .. } => "exit.accrued",
+                ExitEvent::CounterReset { .. } => "exit.counter_reset",
+                ExitEvent::StatementIssued(_) => "exit.statement_issued",
+                ExitEvent::StatementSigned { .. } => "exit.statement_signed",
+                ExitEvent::Bound { .. } => "exit.bound",
+                ExitEvent::Quoted { .. } => "exit.quoted",
+                ExitEvent::StatementAccepted { .. } => "exit.statement_accepted",
+                ExitEvent::StatementDisputed { .. } => "exit.statement_disputed",
+            },
         }
     }
 }
@@ -121,6 +149,12 @@ impl From<UsageEvent> for Event {
 impl From<BillingEvent> for Event {
     fn from(e: BillingEvent) -> Self {
         Event::Billing(e)
+    }
+}
+
+impl From<ExitEvent> for Event {
+    fn from(e: ExitEvent) -> Self {
+        Event::Exit(e)
     }
 }
 
@@ -192,6 +226,63 @@ impl fmt::Display for Event {
                 write!(f, "kind={kind} detail={detail}")
             }
             Event::Incident(IncidentEvent::Closed { kind }) => write!(f, "kind={kind}"),
+            Event::Exit(e) => fmt_exit(e, f),
+        }
+    }
+}
+
+fn fmt_statement(s: &Statement, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(
+        f,
+        "user={} exit={} seq={} down={} up={} due={}",
+        s.user, s.exit, s.seq, s.download_bytes, s.upload_bytes, s.amount_due
+    )
+}
+
+fn fmt_exit(e: &ExitEvent, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match e {
+        ExitEvent::PricesSet { user, exit_price_per_byte, path_price_per_byte } => {
+            write!(f, "user={user} exit_price={exit_price_per_byte} path_price={path_price_per_byte}")
+        }
+        ExitEvent::Accrued {
+            user,
+            download_bytes,
+            upload_bytes,
+            exit_price_per_byte,
+            path_price_per_byte,
+        } => {
+            write!(
+                f,
+                "user={user} down={download_bytes} up={upload_bytes} exit_price={exit_price_per_byte} \
+                 path_price={path_price_per_byte}"
+            )
+        }
+        ExitEvent::CounterReset {
+            user,
+            download_reset,
+            upload_reset,
+            download_observed,
+            upload_observed,
+            ..
+        } => {
+            write!(
+                f,
+                "user={user} reset=down:{download_reset}/up:{upload_reset} \
+                 observed=down{download_observed}/up{upload_observed}"
+            )
+        }
+        ExitEvent::StatementIssued(s) => fmt_statement(s, f),
+        ExitEvent::StatementSigned { user, seq, .. } => write!(f, "user={user} seq={seq}"),
+        ExitEvent::Bound { exit } => write!(f, "exit={exit}"),
+        ExitEvent::Quoted { exit, exit_price_per_byte, path_price_per_byte } => {
+            write!(f, "exit={exit} exit_price={exit_price_per_byte} path_price={path_price_per_byte}")
+        }
+        ExitEvent::StatementAccepted { statement, own_rx_bytes, own_tx_bytes } => {
+            fmt_statement(statement, f)?;
+            write!(f, " own=rx{own_rx_bytes}/tx{own_tx_bytes}")
+        }
+        ExitEvent::StatementDisputed { exit, seq, reason, by } => {
+            write!(f, "exit={exit} seq={seq} reason={reason} by={by}")
         }
     }
 }
@@ -214,6 +305,15 @@ mod kind {
     pub const CREDIT_APPLIED: u8 = 25;
     pub const FORGIVEN: u8 = 26;
     pub const ENFORCEMENT_CHANGED: u8 = 27;
+    pub const EXIT_PRICES_SET: u8 = 32;
+    pub const EXIT_ACCRUED: u8 = 33;
+    pub const EXIT_COUNTER_RESET: u8 = 34;
+    pub const EXIT_STATEMENT_ISSUED: u8 = 35;
+    pub const EXIT_STATEMENT_SIGNED: u8 = 36;
+    pub const EXIT_BOUND: u8 = 37;
+    pub const EXIT_QUOTED: u8 = 38;
+    pub const EXIT_STATEMENT_ACCEPTED: u8 = 39;
+    pub const EXIT_STATEMENT_DISPUTED: u8 = 40;
     pub const IDENTITY_SET: u8 = 28;
 }
 
@@ -305,6 +405,61 @@ pub fn encode(event: &Event, buf: &mut Vec<u8>) {
             body(buf, kind::INCIDENT_OPENED, &(*kind, *detail))
         }
         Event::Incident(IncidentEvent::Closed { kind }) => body(buf, kind::INCIDENT_CLOSED, &(*kind,)),
+        Event::Exit(e) => encode_exit(e, buf),
+    }
+}
+
+fn encode_exit(e: &ExitEvent, buf: &mut Vec<u8>) {
+    match e {
+        ExitEvent::PricesSet { user, exit_price_per_byte, path_price_per_byte } => {
+            body(buf, kind::EXIT_PRICES_SET, &(user, exit_price_per_byte, path_price_per_byte))
+        }
+        ExitEvent::Accrued {
+            user,
+            download_bytes,
+            upload_bytes,
+            exit_price_per_byte,
+            path_price_per_byte,
+        } => body(
+            buf,
+            kind::EXIT_ACCRUED,
+            &(user, download_bytes, upload_bytes, exit_price_per_byte, path_price_per_byte),
+        ),
+        ExitEvent::CounterReset {
+            user,
+            download_reset,
+            upload_reset,
+            download_counted,
+            upload_counted,
+            download_observed,
+            upload_observed,
+        } => body(
+            buf,
+            kind::EXIT_COUNTER_RESET,
+            &(
+                user,
+                download_reset,
+                upload_reset,
+                download_counted,
+                upload_counted,
+                download_observed,
+                upload_observed,
+            ),
+        ),
+        ExitEvent::StatementIssued(s) => body(buf, kind::EXIT_STATEMENT_ISSUED, s),
+        ExitEvent::StatementSigned { user, seq, signature } => {
+            body(buf, kind::EXIT_STATEMENT_SIGNED, &(user, seq, signature))
+        }
+        ExitEvent::Bound { exit } => body(buf, kind::EXIT_BOUND, &(exit,)),
+        ExitEvent::Quoted { exit, exit_price_per_byte, path_price_per_byte } => {
+            body(buf, kind::EXIT_QUOTED, &(exit, exit_price_per_byte, path_price_per_byte))
+        }
+        ExitEvent::StatementAccepted { statement, own_rx_bytes, own_tx_bytes } => {
+            body(buf, kind::EXIT_STATEMENT_ACCEPTED, &(statement, own_rx_bytes, own_tx_bytes))
+        }
+        ExitEvent::StatementDisputed { exit, seq, reason, by } => {
+            body(buf, kind::EXIT_STATEMENT_DISPUTED, &(exit, seq, reason, Amount(*by)))
+        }
     }
 }
 
@@ -385,6 +540,7 @@ pub fn decode(version: u8, payload: &[u8]) -> Result<Event, DecodeError> {
             let (kind,): (IncidentKind,) = read(k, rest)?;
             Event::Incident(IncidentEvent::Closed { kind })
         }
+        (3.., kind::EXIT_PRICES_SET..=kind::EXIT_STATEMENT_DISPUTED) => Event::Exit(decode_exit(k, rest)?),
         (3.., _) => Event::Billing(decode_billing(version, k, rest)?),
         (version, kind) => return Err(DecodeError::UnknownKind { version, kind }),
     };
@@ -451,6 +607,73 @@ fn decode_billing(version: u8, k: u8, rest: &[u8]) -> Result<BillingEvent, Decod
             BillingEvent::EnforcementChanged { neighbour, level }
         }
         kind => return Err(DecodeError::UnknownKind { version, kind }),
+    })
+}
+
+fn decode_exit(k: u8, rest: &[u8]) -> Result<ExitEvent, DecodeError> {
+    Ok(match k {
+        kind::EXIT_PRICES_SET => {
+            let (user, exit_price_per_byte, path_price_per_byte): (Address, u64, u64) = read(k, rest)?;
+            ExitEvent::PricesSet { user, exit_price_per_byte, path_price_per_byte }
+        }
+        kind::EXIT_ACCRUED => {
+            let (user, download_bytes, upload_bytes, exit_price_per_byte, path_price_per_byte): (
+                Address,
+                u64,
+                u64,
+                u64,
+                u64,
+            ) = read(k, rest)?;
+            ExitEvent::Accrued {
+                user,
+                download_bytes,
+                upload_bytes,
+                exit_price_per_byte,
+                path_price_per_byte,
+            }
+        }
+        kind::EXIT_COUNTER_RESET => {
+            let (
+                user,
+                download_reset,
+                upload_reset,
+                download_counted,
+                upload_counted,
+                download_observed,
+                upload_observed,
+            ): (Address, bool, bool, u64, u64, u64, u64) = read(k, rest)?;
+            ExitEvent::CounterReset {
+                user,
+                download_reset,
+                upload_reset,
+                download_counted,
+                upload_counted,
+                download_observed,
+                upload_observed,
+            }
+        }
+        kind::EXIT_STATEMENT_ISSUED => ExitEvent::StatementIssued(read(k, rest)?),
+        kind::EXIT_STATEMENT_SIGNED => {
+            let (user, seq, signature): (Address, u64, Signature) = read(k, rest)?;
+            ExitEvent::StatementSigned { user, seq, signature }
+        }
+        kind::EXIT_BOUND => {
+            let (exit,): (Address,) = read(k, rest)?;
+            ExitEvent::Bound { exit }
+        }
+        kind::EXIT_QUOTED => {
+            let (exit, exit_price_per_byte, path_price_per_byte): (Address, u64, u64) = read(k, rest)?;
+            ExitEvent::Quoted { exit, exit_price_per_byte, path_price_per_byte }
+        }
+        kind::EXIT_STATEMENT_ACCEPTED => {
+            let (statement, own_rx_bytes, own_tx_bytes): (Statement, u64, u64) = read(k, rest)?;
+            ExitEvent::StatementAccepted { statement, own_rx_bytes, own_tx_bytes }
+        }
+        // The range in `decode` leaves only this kind.
+        _ => {
+            let (exit, seq, reason, by): (Address, u64, DisputeReason, Amount) = read(k, rest)?;
+            ExitEvent::StatementDisputed { exit, seq, reason, by: by.0 }
+        }
     })
 }
 
@@ -604,7 +827,101 @@ mod tests {
                 }),
                 vec![0x1b, 0x92, 0x04, 0x01],
             ),
+            (
+                Event::Exit(ExitEvent::PricesSet {
+                    user: addr(0x22),
+                    exit_price_per_byte: 3,
+                    path_price_per_byte: 4,
+                }),
+                bytes(&[&[0x20, 0x93, 0xc4, 0x14], &[0x22; 20], &[0x03, 0x04]]),
+            ),
+            (
+                Event::Exit(ExitEvent::Accrued {
+                    user: addr(0x22),
+                    download_bytes: 1000,
+                    upload_bytes: 7,
+                    exit_price_per_byte: 3,
+                    path_price_per_byte: 4,
+                }),
+                bytes(&[&[0x21, 0x95, 0xc4, 0x14], &[0x22; 20], &[0xcd, 0x03, 0xe8, 0x07, 0x03, 0x04]]),
+            ),
+            (
+                Event::Exit(ExitEvent::CounterReset {
+                    user: addr(0x22),
+                    download_reset: true,
+                    upload_reset: false,
+                    download_counted: 1000,
+                    upload_counted: 7,
+                    download_observed: 5,
+                    upload_observed: 9,
+                }),
+                bytes(&[
+                    &[0x22, 0x97, 0xc4, 0x14],
+                    &[0x22; 20],
+                    &[0xc3, 0xc2, 0xcd, 0x03, 0xe8, 0x07, 0x05, 0x09],
+                ]),
+            ),
+            (Event::Exit(ExitEvent::StatementIssued(statement())), bytes(&[&[0x23], &statement_bytes()])),
+            (
+                Event::Exit(ExitEvent::StatementSigned {
+                    user: addr(0x22),
+                    seq: 2,
+                    signature: Signature([0x44; 65]),
+                }),
+                bytes(&[&[0x24, 0x93, 0xc4, 0x14], &[0x22; 20], &[0x02, 0xc4, 0x41], &[0x44; 65]]),
+            ),
+            (
+                Event::Exit(ExitEvent::Bound { exit: addr(0x33) }),
+                bytes(&[&[0x25, 0x91, 0xc4, 0x14], &[0x33; 20]]),
+            ),
+            (
+                Event::Exit(ExitEvent::Quoted {
+                    exit: addr(0x33),
+                    exit_price_per_byte: 3,
+                    path_price_per_byte: 4,
+                }),
+                bytes(&[&[0x26, 0x93, 0xc4, 0x14], &[0x33; 20], &[0x03, 0x04]]),
+            ),
+            (
+                Event::Exit(ExitEvent::StatementAccepted {
+                    statement: statement(),
+                    own_rx_bytes: 990,
+                    own_tx_bytes: 7,
+                }),
+                bytes(&[&[0x27, 0x93], &statement_bytes(), &[0xcd, 0x03, 0xde, 0x07]]),
+            ),
+            (
+                Event::Exit(ExitEvent::StatementDisputed {
+                    exit: addr(0x33),
+                    seq: 2,
+                    reason: DisputeReason::DownloadAboveTolerance,
+                    by: 10,
+                }),
+                bytes(&[&[0x28, 0x94, 0xc4, 0x14], &[0x33; 20], &[0x02, 0x09, 0x0a]]),
+            ),
         ]
+    }
+
+    fn statement() -> Statement {
+        Statement {
+            user: addr(0x22),
+            exit: addr(0x33),
+            seq: 2,
+            download_bytes: 1000,
+            upload_bytes: 7,
+            amount_due: Amount(7021),
+        }
+    }
+
+    /// `[user, exit, seq, download, upload, amount_due]`
+    fn statement_bytes() -> Vec<u8> {
+        bytes(&[
+            &[0x96, 0xc4, 0x14],
+            &[0x22; 20],
+            &[0xc4, 0x14],
+            &[0x33; 20],
+            &[0x02, 0xcd, 0x03, 0xe8, 0x07, 0xcd, 0x1b, 0x6d],
+        ])
     }
 
     #[test]
@@ -624,7 +941,7 @@ mod tests {
     #[test]
     fn every_event_kind_has_a_golden_and_a_distinct_name() {
         let names: std::collections::BTreeSet<&str> = golden().iter().map(|(e, _)| e.kind_name()).collect();
-        assert_eq!(names.len(), 18, "every kind has a golden: {names:?}");
+        assert_eq!(names.len(), 27, "every kind has a golden: {names:?}");
     }
 
     #[test]
@@ -641,7 +958,8 @@ mod tests {
         // The same bytes are not valid in the newer layouts.
         assert!(matches!(decode(2, &v1), Err(DecodeError::Body { kind: 1, .. })));
         assert_eq!(decode(3, &v2), Ok(accrued(Some(20))));
-        // Billing kinds did not exist before version 3.
+        // Billing and exit kinds did not exist before version 3.
+        assert_eq!(decode(2, &[0x25, 0x91]), Err(DecodeError::UnknownKind { version: 2, kind: 0x25 }));
         assert_eq!(decode(2, &[0x11, 0x91, 0x09]), Err(DecodeError::UnknownKind { version: 2, kind: 0x11 }));
     }
 
@@ -665,6 +983,31 @@ mod tests {
             decode(3, &bytes(&[&[0x10, 0x92, 0x04, 0xc4, 0x13], &[0xab; 19]])),
             Err(DecodeError::Body { kind: 0x10, .. })
         ));
+    }
+
+    #[test]
+    fn exit_kinds_refuse_malformed_bodies_and_unknown_reasons() {
+        // A 64-byte signature is not a signature.
+        let short = bytes(&[&[0x24, 0x93, 0xc4, 0x14], &[0x22; 20], &[0x02, 0xc4, 0x40], &[0x44; 64]]);
+        assert!(matches!(decode(3, &short), Err(DecodeError::Body { kind: 0x24, .. })));
+        let reason = bytes(&[&[0x28, 0x94, 0xc4, 0x14], &[0x33; 20], &[0x02, 0x63, 0x0a]]);
+        assert!(matches!(decode(3, &reason), Err(DecodeError::Body { kind: 0x28, .. })));
+        // Kind 41 is not assigned.
+        assert_eq!(decode(3, &[0x29, 0x90]), Err(DecodeError::UnknownKind { version: 3, kind: 0x29 }));
+        assert!(Event::Exit(ExitEvent::StatementSigned {
+            user: addr(1),
+            seq: 1,
+            signature: Signature([0; 65])
+        })
+        .is_urgent());
+        let accrued = Event::Exit(ExitEvent::Accrued {
+            user: addr(1),
+            download_bytes: 10,
+            upload_bytes: 2,
+            exit_price_per_byte: 3,
+            path_price_per_byte: 4,
+        });
+        assert_eq!(accrued.value(), 10 * 7 + 2 * 3);
     }
 
     #[test]

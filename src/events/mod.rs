@@ -38,6 +38,7 @@ macro_rules! numbered_enum {
 pub mod billing;
 pub mod chain;
 pub mod codec;
+pub mod exit;
 pub mod incident;
 mod machine;
 mod stamp;

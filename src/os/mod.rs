@@ -8,3 +8,4 @@ pub mod flash;
 pub mod gate;
 pub mod journal;
 pub mod keyfile;
+pub mod statement_signer;

@@ -23,6 +23,9 @@
 //!   previous reading are lost to billing, as on a real router; the simulator records them).
 //! - One cheat may report `keep_permille`/1000 of its tx bytes to its own machine (so it
 //!   short-pays every next hop), until `honest_from_ms`, when its true counters come back.
+//! - The chain's minimum fee per block (a base fee) may jump at seeded moments (until half-way
+//!   through settlement): a payment signed before a jump can be stuck below it until the payer replaces it
+//!   (the same transfer and nonce, signed again at the fee of the moment).
 //! - One crash: when a node's log reaches `at_event` events, the node dies (the rest of that
 //!   batch and every effect not yet executed are lost; `keep_last` says whether event
 //!   `at_event` itself was durable), and restarts `down_ms` later in a new boot from the fold
@@ -110,6 +113,13 @@ pub struct SimConfig {
     /// Chance per block that the newest blocks (fewer than `confirmations`) are reorged first.
     pub reorg_ppm: u32,
     pub chain_faults: ChainFaults,
+    /// Seeded changes of the chain's minimum fee until half-way from the end of the traffic to
+    /// the end of the run (so settlement payments can be stuck too), each to a seeded value in
+    /// `0..=max_min_fee`; it is back to 0 from then on.
+    pub min_fee_changes: usize,
+    pub max_min_fee: u128,
+    /// The machines' `BillingConfig::replace_after_polls`.
+    pub replace_after_polls: u32,
     pub thresholds: Thresholds,
     pub cheat: Option<Cheat>,
     pub crash: Option<Crash>,
@@ -144,6 +154,9 @@ impl SimConfig {
             block_ms: 3_000,
             reorg_ppm: 0,
             chain_faults: ChainFaults::default(),
+            min_fee_changes: 0,
+            max_min_fee: 1_000,
+            replace_after_polls: 3,
             thresholds: Thresholds { pay: Amount(2_000_000), enforce: Amount(4_000_000) },
             cheat: None,
             crash: None,
@@ -173,6 +186,7 @@ pub struct HopTraffic {
 enum Action {
     Traffic,
     Mine,
+    MinFee { fee: u128 },
     FeeChange { node: usize, fee: u64 },
     Quote { to: usize, from: usize, dest: usize, price: u64 },
     Reading { node: usize, boot: u32, id: u64 },
@@ -439,6 +453,17 @@ impl BillingSim {
             let fee = 1 + change_rng.below(sim.config.max_fee.max(1));
             sim.schedule(at, Action::FeeChange { node, fee });
         }
+        let mut min_fee_rng = root.derive(12);
+        let calm_ms = (sim.config.traffic_ms + sim.config.end_ms) / 2;
+        for _ in 0..sim.config.min_fee_changes {
+            let at = min_fee_rng.below(calm_ms.max(1));
+            let max = u64::try_from(sim.config.max_min_fee).unwrap_or(u64::MAX - 1);
+            let fee = u128::from(min_fee_rng.below(max + 1));
+            sim.schedule(at, Action::MinFee { fee });
+        }
+        if sim.config.min_fee_changes > 0 {
+            sim.schedule(calm_ms, Action::MinFee { fee: 0 });
+        }
         sim.schedule(0, Action::Traffic);
         sim.schedule(sim.config.block_ms, Action::Mine);
         sim.schedule(sim.config.traffic_ms + 2 * sim.config.usage.window_ms, Action::Settle);
@@ -470,6 +495,7 @@ impl BillingSim {
             confirmations: self.config.confirmations,
             chain_poll_ms: self.config.chain_poll_ms,
             max_scan_blocks: 1_000,
+            replace_after_polls: self.config.replace_after_polls,
         };
         let now = self.stamp(id);
         let node = &mut self.nodes[id];
@@ -693,6 +719,7 @@ impl BillingSim {
                 let jitter = self.mine_rng.below(self.config.block_ms / 2 + 1);
                 self.schedule(self.now_ms + self.config.block_ms / 2 + jitter + 1, Action::Mine);
             }
+            Action::MinFee { fee } => self.chain.set_min_fee(fee),
             Action::FeeChange { node, fee } => {
                 self.fees[node] = fee;
                 self.input(node, BillingInput::Operator(OperatorCommand::SetFee { fee_per_byte: fee }));
@@ -914,6 +941,12 @@ impl BillingSim {
             }
         }
         problems
+    }
+
+    /// How many replacements were signed: hashes signed for a payment beyond its first.
+    pub fn replacements(&self) -> usize {
+        let payments: std::collections::BTreeSet<_> = self.signed.values().collect();
+        self.signed.len() - payments.len()
     }
 
     /// Whether every node is up with no payment open and nothing owed beyond what it paid.

@@ -41,6 +41,11 @@ pub struct BillingConfig {
     pub chain_poll_ms: u64,
     /// The most blocks one incoming scan covers.
     pub max_scan_blocks: u64,
+    /// Chain polls a signed payment may stay unmined before it is signed again with the same
+    /// nonce at the fees of the moment (a replacement; 0: never). Each further replacement of
+    /// the same payment waits twice as long (up to 2^8 times), so a payment stuck for long
+    /// adds a hash to the log only now and then.
+    pub replace_after_polls: u32,
 }
 
 /// See the module docs.
@@ -263,7 +268,7 @@ impl Machine for BillingMachine {
                 self.ledger.apply_usage(e);
             }
             Event::Billing(e) => self.ledger.apply_billing(e),
-            Event::Incident(_) => {}
+            Event::Incident(_) | Event::Exit(_) => {}
         }
     }
 

@@ -10,6 +10,18 @@
 //! (no funds yet, a node hiccup) is retried, never given up, because giving up on a
 //! transaction that may still be mined is how a wallet pays twice.
 //!
+//! Replacement: signed bytes are final, so a transaction signed with a fee the chain's base
+//! fee later exceeds would stay pending forever, and every later payment behind it. When the
+//! active payment has been signed but not seen included for `replace_after_polls` chain polls
+//! (doubling for each further replacement of it), the very same transfer (id, recipient,
+//! amount) is signed again with the very same nonce; the adapter picks the fees of the moment.
+//! The new hash is recorded with another `PaymentSigned` (nonce unchanged) before it is
+//! broadcast, and becomes the bytes sent from then on (after a restart too). One nonce can be
+//! mined once, so at most one of a payment's hashes is ever included: receipts are asked for
+//! all of them, whichever is included confirms the payment, and only when every one of them
+//! answers "not included" while the chain shows our nonce used is that evidence that the
+//! nonce went elsewhere. A payment is never re-signed with another nonce.
+//!
 //! In: transfers in blocks already buried under N blocks, to our address, from an address
 //! bound to a neighbour, never seen before (the seen set is part of the ledger).
 
@@ -18,6 +30,7 @@ use crate::events::billing::{BillingEvent, PaymentFailure};
 use crate::events::chain::{
     Amount, ChainCommand, ChainObservation, ChainRequestKind, Inclusion, PaymentId, Transfer, TxHash,
 };
+use std::collections::BTreeSet;
 
 /// How many blocks of incoming scan progress may go unrecorded.
 const SCAN_PERSIST_BLOCKS: u64 = 256;
@@ -27,6 +40,9 @@ const SCAN_PERSIST_BLOCKS: u64 = 256;
 /// a failed query is no evidence.
 const NONCE_TAKEN_POLLS: u32 = 3;
 
+/// The most times the wait before a replacement doubles.
+const REPLACE_BACKOFF_DOUBLINGS: usize = 8;
+
 /// What the machine currently believes about the chain. Soft: rebuilt by asking after a
 /// restart.
 #[derive(Debug, Default)]
@@ -35,8 +51,13 @@ pub(super) struct ChainView {
     head: Option<u64>,
     /// The next nonce the chain expects from us.
     chain_nonce: Option<u64>,
-    /// A signature we asked for: payment and nonce.
+    /// A signature we asked for: payment and nonce (a replacement's is the payment's own).
     asked_sign: Option<(PaymentId, u64)>,
+    /// Chain polls in a row (this boot) the active payment has been signed and not seen
+    /// included since its latest signature.
+    unmined_polls: Option<(PaymentId, u32)>,
+    /// Hashes of the active payment that answered "not included" since the last chain poll.
+    absent: BTreeSet<TxHash>,
     /// The active payment has been broadcast during this boot.
     sent: Option<PaymentId>,
     /// The latest receipt of the active payment.
@@ -71,6 +92,7 @@ impl BillingMachine {
     pub(super) fn poll_chain(&mut self) {
         self.chain_command(ChainCommand::QueryHead);
         self.chain_command(ChainCommand::QueryNonce);
+        self.chain.absent.clear();
         if let Some((id, payment)) = self.active() {
             if payment.nonce.is_some() {
                 let hashes = payment.hashes.clone();
@@ -82,9 +104,38 @@ impl BillingMachine {
                 for tx_hash in hashes {
                     self.chain_command(ChainCommand::QueryReceipt { id, tx_hash });
                 }
+                self.maybe_replace();
             }
         }
         self.scan_incoming();
+    }
+
+    /// Counts one more chain poll of the active, signed payment not seen included, and asks
+    /// for a replacement (the same transfer, the same nonce, fresh fees) once it has waited
+    /// long enough.
+    fn maybe_replace(&mut self) {
+        let Some((id, payment)) = self.active() else { return };
+        let Some(nonce) = payment.nonce else { return };
+        let (to, amount, signed) = (payment.to, payment.amount, payment.hashes.len());
+        let included = self.chain.included.is_some_and(|(i, _, _)| i == id);
+        // The chain shows our nonce used: one of our hashes (or a stranger's transaction) is
+        // mined, and no replacement could be.
+        let nonce_used = self.chain.chain_nonce.is_some_and(|next| next > nonce);
+        let polls = match self.chain.unmined_polls {
+            _ if included || nonce_used => 0,
+            Some((i, polls)) if i == id => polls + 1,
+            _ => 1, // the first poll of this payment in this boot
+        };
+        self.chain.unmined_polls = Some((id, polls));
+        let after = self.config.replace_after_polls;
+        let doublings = signed.saturating_sub(1).min(REPLACE_BACKOFF_DOUBLINGS);
+        let wait = after.saturating_mul(1 << doublings);
+        if after == 0 || polls < wait || self.chain.asked_sign.is_some() {
+            return;
+        }
+        self.chain.unmined_polls = Some((id, 0));
+        self.chain.asked_sign = Some((id, nonce));
+        self.chain_command(ChainCommand::Sign { id, to, amount, nonce });
     }
 
     fn scan_incoming(&mut self) {
@@ -132,12 +183,21 @@ impl BillingMachine {
                 let Some((asked, nonce)) = self.chain.asked_sign else {
                     return;
                 };
-                let unsigned = self.ledger.open.get(&id).is_some_and(|p| p.nonce.is_none());
-                if asked != id || !unsigned || raw.is_empty() {
+                if asked != id {
                     return;
                 }
                 self.chain.asked_sign = None;
-                self.emit(BillingEvent::PaymentSigned { id, nonce, tx_hash, raw: raw.clone() });
+                // A first signature, or a replacement with the payment's own nonce; the payment
+                // may have been confirmed (an older hash mined) while it was being signed.
+                let Some(payment) = self.ledger.open.get(&id) else { return };
+                if raw.is_empty() || payment.nonce.is_some_and(|n| n != nonce) {
+                    return;
+                }
+                // Fees unchanged since the last signature give the very same transaction.
+                if payment.hashes.last() != Some(&tx_hash) {
+                    self.emit(BillingEvent::PaymentSigned { id, nonce, tx_hash, raw: raw.clone() });
+                }
+                self.chain.unmined_polls = Some((id, 0));
                 self.chain.sent = Some(id);
                 self.chain_command(ChainCommand::Send { id, raw });
             }
@@ -157,12 +217,14 @@ impl BillingMachine {
                     Some(inclusion) => {
                         self.chain.included = Some((id, tx_hash, inclusion));
                         self.chain.nonce_taken_polls = 0;
+                        self.chain.absent.remove(&tx_hash);
                     }
                     None => {
                         if self.chain.included.is_some_and(|(i, h, _)| i == id && h == tx_hash) {
                             self.chain.included = None;
                         }
-                        self.check_nonce_taken(tx_hash);
+                        self.chain.absent.insert(tx_hash);
+                        self.check_nonce_taken();
                         // Not in the chain: reorged out, or dropped by a node that had accepted
                         // it (nodes do drop transactions). Broadcast the very same bytes again
                         // at the next poll: a pending copy is not duplicated by it, and the
@@ -210,8 +272,7 @@ impl BillingMachine {
         if head + 1 < inclusion.block + self.chain.confirmations {
             return;
         }
-        self.chain.included = None;
-        self.chain.sent = None;
+        self.finished(id);
         if inclusion.success {
             self.emit(BillingEvent::PaymentConfirmed { id, block: inclusion.block });
         } else {
@@ -224,20 +285,35 @@ impl BillingMachine {
         self.advance_payments();
     }
 
-    /// A receipt said our latest transaction `tx_hash` is not in the chain: if the chain also
-    /// shows our nonce used, that is one more piece of evidence that another transaction took it.
-    fn check_nonce_taken(&mut self, tx_hash: TxHash) {
+    /// Forgets the soft state of a payment that is settled either way.
+    fn finished(&mut self, id: PaymentId) {
+        self.chain.included = None;
+        self.chain.sent = None;
+        self.chain.unmined_polls = None;
+        self.chain.absent.clear();
+        if self.chain.asked_sign.is_some_and(|(a, _)| a == id) {
+            // A replacement still being signed: its answer is for a payment that is done.
+            self.chain.asked_sign = None;
+        }
+    }
+
+    /// A receipt said one of the active payment's transactions is not in the chain: once every
+    /// one of them has said so since the last poll, if the chain also shows our nonce used, that
+    /// is one more piece of evidence that another transaction took it (at most once per poll).
+    fn check_nonce_taken(&mut self) {
         let Some((id, payment)) = self.active() else {
             return;
         };
         let (Some(nonce), Some(chain_next)) = (payment.nonce, self.chain.chain_nonce) else { return };
-        if payment.hashes.last() != Some(&tx_hash) || chain_next <= nonce || self.chain.included.is_some() {
+        let all_absent = payment.hashes.iter().all(|h| self.chain.absent.contains(h));
+        if !all_absent || chain_next <= nonce || self.chain.included.is_some() {
             return;
         }
+        self.chain.absent.clear();
         self.chain.nonce_taken_polls += 1;
         if self.chain.nonce_taken_polls >= NONCE_TAKEN_POLLS {
             self.chain.nonce_taken_polls = 0;
-            self.chain.sent = None;
+            self.finished(id);
             self.emit(BillingEvent::PaymentFailed {
                 id,
                 failure: PaymentFailure::NonceTaken,

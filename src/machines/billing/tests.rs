@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::events::billing::{PaymentFailure, Thresholds};
-use crate::events::chain::{ChainObservation, PaymentId};
+use crate::events::chain::{ChainObservation, Inclusion, PaymentId, TxHash};
 use crate::events::usage::{CounterSample, Link, NeighbourId};
 use crate::events::Fold;
 use crate::events::Release;
@@ -24,6 +24,7 @@ fn config() -> BillingConfig {
         confirmations: 3,
         chain_poll_ms: 2_000,
         max_scan_blocks: 1_000,
+        replace_after_polls: 0,
     }
 }
 
@@ -43,6 +44,8 @@ struct Node {
     enforced: Vec<(NeighbourId, Enforcement)>,
     refused: Vec<String>,
     held_chain: Vec<ChainCommand>,
+    /// Every chain command the machine issued, held or not.
+    commands: Vec<ChainCommand>,
     /// When true, chain effects are kept in `held_chain` instead of executed (a crash
     /// before the shell could act on them).
     hold: bool,
@@ -50,7 +53,11 @@ struct Node {
 
 impl Node {
     fn new(address: Address, ledger: BillingLedger, usage: UsageLedger, now: Stamp) -> Self {
-        let config = BillingConfig { our_address: address, ..config() };
+        Self::with_config(BillingConfig { our_address: address, ..config() }, ledger, usage, now)
+    }
+
+    fn with_config(config: BillingConfig, ledger: BillingLedger, usage: UsageLedger, now: Stamp) -> Self {
+        let address = config.our_address;
         Node {
             m: BillingMachine::new(config, usage, ledger, now),
             address,
@@ -58,6 +65,7 @@ impl Node {
             enforced: Vec::new(),
             refused: Vec::new(),
             held_chain: Vec::new(),
+            commands: Vec::new(),
             hold: false,
         }
     }
@@ -85,6 +93,7 @@ impl Node {
                     if matches!(command, ChainCommand::Sign { .. } | ChainCommand::Send { .. }) {
                         assert_eq!(effect.release, Release::WhenDurable, "{command:?} commits money");
                     }
+                    self.commands.push(command.clone());
                     if self.hold {
                         self.held_chain.push(command);
                         continue;
@@ -575,4 +584,336 @@ fn burial_is_confirmed_only_by_a_fresh_receipt_not_by_a_head_alone() {
     assert!(!confirmed(&n), "reorged away");
     feed(&mut n, &mut chain, ChainObservation::Receipt { id, tx_hash, included: Some(at(7)) });
     assert!(confirmed(&n), "re-included at 7 and buried under 3 blocks by head 9");
+}
+
+/// Replacement waits this many chain polls in these tests.
+const REPLACE_AFTER: u32 = 2;
+
+fn replacing(ledger: BillingLedger, usage: UsageLedger, now: Stamp) -> Node {
+    let config = BillingConfig { replace_after_polls: REPLACE_AFTER, ..config() };
+    Node::with_config(config, ledger, usage, now)
+}
+
+/// A payer with replacement on that owes N1 2000, whose payment is signed (nonce 0) and
+/// broadcast while the chain's minimum fee is 10 (so it carries 20), after which the minimum
+/// fee rises to 100: the transaction is stuck.
+fn stuck_payment(chain: &mut ChainTwin) -> Node {
+    chain.fund(US, 1_000_000);
+    chain.set_min_fee(10);
+    let mut n = replacing(BillingLedger::default(), UsageLedger::default(), t(0));
+    n.input(chain, t(0), thresholds(1_000, 5_000));
+    n.input(chain, t(0), BillingInput::BindNeighbour { neighbour: N1, address: N1_ADDR });
+    n.input(chain, t(0), BillingInput::PriceQuoted { link: L1, price_per_byte: Some(2) });
+    n.input(chain, t(1), counters(1000, 0));
+    n.timeout(chain, t(0), BillingTimer::Chain);
+    n.timeout(chain, t(10_000), BillingTimer::Window);
+    assert_eq!(signed_hashes(&n).len(), 1);
+    chain.set_min_fee(100);
+    n
+}
+
+/// Every hash signed for payment 0, in order, with the nonce each was signed with.
+fn signed_hashes(n: &Node) -> Vec<(u64, TxHash)> {
+    n.billing_events()
+        .iter()
+        .filter_map(|e| match e {
+            BillingEvent::PaymentSigned { id: PaymentId(0), nonce, tx_hash, .. } => Some((*nonce, *tx_hash)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn confirmations(n: &Node) -> usize {
+    n.billing_events().iter().filter(|e| matches!(e, BillingEvent::PaymentConfirmed { .. })).count()
+}
+
+/// Every signature the machine ever asked for was for nonce 0: never another nonce.
+fn only_nonce_zero(n: &Node) {
+    for c in &n.commands {
+        if let ChainCommand::Sign { nonce, id, .. } = c {
+            assert_eq!((*id, *nonce), (PaymentId(0), 0), "{c:?}");
+        }
+    }
+}
+
+/// Answers the held `Sign` (as the adapter would) while everything else stays held: the
+/// replacement's `PaymentSigned` is emitted, its `Send` never leaves.
+fn sign_held_replacement(n: &mut Node, chain: &mut ChainTwin, at: Stamp) {
+    let sign = n.held_chain.iter().find(|c| matches!(c, ChainCommand::Sign { .. })).cloned().expect("sign");
+    let signed = chain.handle(US, sign);
+    n.m.handle(at, BillingInput::Chain(signed));
+    n.pump(chain, at);
+    assert!(n.held_chain.iter().any(|c| matches!(c, ChainCommand::Send { .. })), "the send is held");
+    n.held_chain.clear();
+}
+
+#[test]
+fn a_payment_stuck_below_the_minimum_fee_is_replaced_with_the_same_nonce_and_confirmed_once() {
+    let mut chain = ChainTwin::new(20, ChainFaults::default());
+    let mut n = stuck_payment(&mut chain);
+    let mut at = 10_000;
+    let mut poll = |n: &mut Node, chain: &mut ChainTwin| {
+        chain.mine();
+        at += 2_000;
+        n.timeout(chain, t(at), BillingTimer::Chain);
+    };
+    for _ in 0..REPLACE_AFTER - 1 {
+        poll(&mut n, &mut chain);
+        assert_eq!(signed_hashes(&n).len(), 1, "not replaced before {REPLACE_AFTER} polls");
+    }
+    assert_eq!(chain.balance(N1_ADDR), 0, "stuck below the minimum fee");
+    poll(&mut n, &mut chain);
+    let hashes = signed_hashes(&n);
+    assert_eq!(hashes.len(), 2, "replaced");
+    assert_eq!(hashes[1].0, 0, "with the same nonce");
+    assert_ne!(hashes[0].1, hashes[1].1, "at a new fee: another transaction");
+    let payment = &n.m.ledger().open[&PaymentId(0)];
+    assert_eq!(payment.hashes, vec![hashes[0].1, hashes[1].1], "both watched");
+    for _ in 0..5 {
+        poll(&mut n, &mut chain);
+    }
+    assert_eq!(chain.balance(N1_ADDR), 2000, "paid once");
+    assert_eq!(confirmations(&n), 1);
+    assert_eq!(n.m.ledger().account(N1).paid, Amount(2000));
+    assert_eq!(n.m.ledger().next_nonce, 1);
+    assert!(n.m.ledger().open.is_empty());
+    only_nonce_zero(&n);
+    assert_eq!(n.replayed(), *n.m.ledger(), "replay equivalence");
+    // Nothing more is owed and nothing is re-signed once it is confirmed.
+    n.timeout(&mut chain, t(60_000), BillingTimer::Window);
+    for _ in 0..6 {
+        poll(&mut n, &mut chain);
+    }
+    assert_eq!(signed_hashes(&n).len(), 2);
+    assert_eq!(chain.balance(N1_ADDR), 2000);
+}
+
+/// The replacement is signed (and durable) but the older transaction is the one mined (the
+/// minimum fee falls back before the replacement spreads): the receipt for the older hash
+/// confirms the payment, once, and the replacement can never be mined on top (same nonce).
+#[test]
+fn when_the_older_hash_is_mined_after_a_replacement_the_payment_is_still_confirmed_once() {
+    let mut chain = ChainTwin::new(21, ChainFaults::default());
+    let mut n = stuck_payment(&mut chain);
+    for k in 1..REPLACE_AFTER {
+        chain.mine();
+        n.timeout(&mut chain, t(10_000 + 2_000 * u64::from(k)), BillingTimer::Chain);
+    }
+    n.hold = true;
+    n.timeout(&mut chain, t(20_000), BillingTimer::Chain);
+    sign_held_replacement(&mut n, &mut chain, t(20_001));
+    let hashes = signed_hashes(&n);
+    assert_eq!(hashes.len(), 2);
+    n.hold = false;
+    chain.set_min_fee(10);
+    chain.mine(); // the older transaction, still pending, is mined
+    for k in 0..6 {
+        chain.mine();
+        n.timeout(&mut chain, t(22_000 + 2_000 * k), BillingTimer::Chain);
+    }
+    let mined: Vec<TxHash> = chain.transfers().iter().map(|t| t.tx_hash).collect();
+    assert_eq!(mined, vec![hashes[0].1], "the older hash, once");
+    assert_eq!(chain.balance(N1_ADDR), 2000);
+    assert_eq!(confirmations(&n), 1);
+    assert_eq!(n.m.ledger().payments_failed, 0);
+    assert_eq!(n.m.ledger().account(N1).paid, Amount(2000));
+    only_nonce_zero(&n);
+    assert_eq!(n.replayed(), *n.m.ledger(), "replay equivalence");
+    // The next windows owe nothing; nothing is paid again.
+    for k in 0..3 {
+        n.timeout(&mut chain, t(40_000 + 10_000 * k), BillingTimer::Window);
+        chain.mine();
+        n.timeout(&mut chain, t(41_000 + 10_000 * k), BillingTimer::Chain);
+    }
+    assert_eq!(chain.balance(N1_ADDR), 2000);
+    assert_eq!(chain.transfers().len(), 1);
+}
+
+/// A receipt for the older hash arriving after the replacement was recorded still counts.
+#[test]
+fn a_receipt_for_an_older_hash_confirms_the_payment() {
+    let mut chain = ChainTwin::new(22, ChainFaults::default());
+    let mut n = stuck_payment(&mut chain);
+    for k in 1..=REPLACE_AFTER {
+        n.timeout(&mut chain, t(10_000 + 2_000 * u64::from(k)), BillingTimer::Chain);
+    }
+    let hashes = signed_hashes(&n);
+    assert_eq!(hashes.len(), 2);
+    let at = |block| Inclusion { block, success: true };
+    let feed = |n: &mut Node, chain: &mut ChainTwin, o| n.input(chain, t(30_000), BillingInput::Chain(o));
+    let (id, old, new) = (PaymentId(0), hashes[0].1, hashes[1].1);
+    feed(&mut n, &mut chain, ChainObservation::Head { block: 9 });
+    feed(&mut n, &mut chain, ChainObservation::Receipt { id, tx_hash: old, included: Some(at(5)) });
+    feed(&mut n, &mut chain, ChainObservation::Receipt { id, tx_hash: new, included: None });
+    assert_eq!(confirmations(&n), 1);
+    assert_eq!(n.m.ledger().next_nonce, 1);
+    assert_eq!(n.replayed(), *n.m.ledger());
+}
+
+/// The crash replacement is about: the replacement's `PaymentSigned` is on flash, its `Send`
+/// never left. The restarted node broadcasts the latest bytes (the replacement, which pays the
+/// fee of the moment) and still watches the older hash; the payment is mined and confirmed once.
+#[test]
+fn a_crash_between_a_replacements_signature_and_its_send_pays_once_after_restart() {
+    let mut chain = ChainTwin::new(23, ChainFaults::default());
+    let mut n = stuck_payment(&mut chain);
+    for k in 1..REPLACE_AFTER {
+        chain.mine();
+        n.timeout(&mut chain, t(10_000 + 2_000 * u64::from(k)), BillingTimer::Chain);
+    }
+    n.hold = true;
+    n.timeout(&mut chain, t(20_000), BillingTimer::Chain);
+    sign_held_replacement(&mut n, &mut chain, t(20_001));
+    let hashes = signed_hashes(&n);
+    assert_eq!(hashes.len(), 2);
+    // Crash: restart from the fold of what was durable.
+    let (ledger, usage) = (n.replayed(), n.m.usage().clone());
+    assert_eq!(ledger.open[&PaymentId(0)].hashes, vec![hashes[0].1, hashes[1].1]);
+    let mut again = replacing(ledger, usage, Stamp::new(2, 0));
+    for k in 0..8 {
+        again.timeout(&mut chain, Stamp::new(2, 2_000 * k), BillingTimer::Chain);
+        chain.mine();
+    }
+    assert!(
+        again
+            .commands
+            .iter()
+            .any(|c| matches!(c, ChainCommand::QueryReceipt { tx_hash, .. } if *tx_hash == hashes[0].1)),
+        "the older hash is still watched"
+    );
+    let mined: Vec<TxHash> = chain.transfers().iter().map(|t| t.tx_hash).collect();
+    assert_eq!(mined, vec![hashes[1].1], "the replacement, once");
+    assert_eq!(chain.balance(N1_ADDR), 2000);
+    assert_eq!(confirmations(&again), 1);
+    assert_eq!(again.m.ledger().account(N1).paid, Amount(2000));
+    assert!(again.m.ledger().open.is_empty());
+    only_nonce_zero(&n);
+    only_nonce_zero(&again);
+    let mut whole_log = n.replayed();
+    for e in &again.events {
+        whole_log.apply(e);
+    }
+    assert_eq!(whole_log, *again.m.ledger(), "replay equivalence across the restart");
+    // A second restart and more windows change nothing.
+    let mut third = replacing(again.m.ledger().clone(), again.m.usage().clone(), Stamp::new(3, 0));
+    for k in 0..3 {
+        third.timeout(&mut chain, Stamp::new(3, 2_000 * k), BillingTimer::Chain);
+        third.timeout(&mut chain, Stamp::new(3, 10_000 * (k + 1)), BillingTimer::Window);
+        chain.mine();
+    }
+    assert_eq!(chain.balance(N1_ADDR), 2000);
+    assert_eq!(chain.transfers().len(), 1);
+}
+
+/// Replacement only ever re-signs the same nonce: while a replacement is being signed the
+/// older transaction may be confirmed; the late signature is then ignored, and the next payment
+/// is not blocked by it.
+#[test]
+fn a_replacement_signed_after_its_payment_was_confirmed_is_ignored() {
+    let mut chain = ChainTwin::new(24, ChainFaults::default());
+    let mut n = stuck_payment(&mut chain);
+    for k in 1..REPLACE_AFTER {
+        n.timeout(&mut chain, t(10_000 + 2_000 * u64::from(k)), BillingTimer::Chain);
+    }
+    n.hold = true;
+    n.timeout(&mut chain, t(20_000), BillingTimer::Chain);
+    let sign = n.held_chain.iter().find(|c| matches!(c, ChainCommand::Sign { .. })).cloned().expect("sign");
+    n.held_chain.clear();
+    n.hold = false;
+    chain.set_min_fee(10);
+    for k in 0..5 {
+        chain.mine();
+        n.timeout(&mut chain, t(22_000 + 2_000 * k), BillingTimer::Chain);
+    }
+    assert_eq!(confirmations(&n), 1);
+    let late = chain.handle(US, sign);
+    n.input(&mut chain, t(40_000), BillingInput::Chain(late));
+    assert_eq!(signed_hashes(&n).len(), 1, "not recorded for a confirmed payment");
+    // A new debt is paid with the next nonce.
+    n.input(&mut chain, t(40_001), counters(2000, 0));
+    n.timeout(&mut chain, t(50_000), BillingTimer::Window);
+    for k in 0..5 {
+        chain.mine();
+        n.timeout(&mut chain, t(52_000 + 2_000 * k), BillingTimer::Chain);
+    }
+    assert_eq!(chain.balance(N1_ADDR), 4000);
+    assert_eq!(n.m.ledger().next_nonce, 2);
+    assert_eq!(n.replayed(), *n.m.ledger());
+}
+
+/// After a restart, replacement carries on: the replacement recorded before the crash is
+/// stuck too (the minimum fee rose again), so the restarted machine replaces it once more, with
+/// the same nonce, waiting twice as long (the second replacement of this payment), and keeps
+/// watching every hash; one of them is mined, once.
+#[test]
+fn after_a_restart_a_still_stuck_payment_is_replaced_again_with_the_same_nonce() {
+    let mut chain = ChainTwin::new(25, ChainFaults::default());
+    let mut n = stuck_payment(&mut chain);
+    for k in 1..=REPLACE_AFTER {
+        chain.mine();
+        n.timeout(&mut chain, t(10_000 + 2_000 * u64::from(k)), BillingTimer::Chain);
+    }
+    assert_eq!(signed_hashes(&n).len(), 2);
+    chain.set_min_fee(1_000); // the replacement (fee 200) is stuck as well
+    let mut again = replacing(n.replayed(), n.m.usage().clone(), Stamp::new(2, 0));
+    let mut polls = 0;
+    while signed_hashes(&n).len() + signed_hashes(&again).len() < 3 {
+        assert!(polls < 2 * REPLACE_AFTER, "not replaced again within {polls} polls");
+        chain.mine();
+        again.timeout(&mut chain, Stamp::new(2, 2_000 * u64::from(polls)), BillingTimer::Chain);
+        polls += 1;
+    }
+    assert_eq!(polls, 2 * REPLACE_AFTER, "the second replacement waits twice as long");
+    assert_eq!(chain.balance(N1_ADDR), 0);
+    let payment = &again.m.ledger().open[&PaymentId(0)];
+    assert_eq!((payment.nonce, payment.hashes.len()), (Some(0), 3));
+    for k in 0..6 {
+        chain.mine();
+        again.timeout(&mut chain, Stamp::new(2, 20_000 + 2_000 * k), BillingTimer::Chain);
+    }
+    assert_eq!(chain.balance(N1_ADDR), 2000, "paid once");
+    assert_eq!(chain.transfers().len(), 1);
+    assert_eq!(confirmations(&again), 1);
+    only_nonce_zero(&n);
+    only_nonce_zero(&again);
+}
+
+/// With several hashes, "our nonce is used and our transaction is not in the chain" is evidence
+/// only when every hash says so: the newer hash answering "not included" while the older one's
+/// receipt query fails says nothing (the older one may be the one mined). Declaring the payment
+/// beaten to its nonce there would pay its debt again.
+#[test]
+fn a_replacement_not_included_is_no_evidence_of_a_taken_nonce_while_an_older_hash_is_unanswered() {
+    use crate::events::chain::ChainRequestKind;
+    let mut chain = ChainTwin::new(26, ChainFaults::default());
+    let mut n = stuck_payment(&mut chain);
+    for k in 1..=REPLACE_AFTER {
+        n.timeout(&mut chain, t(10_000 + 2_000 * u64::from(k)), BillingTimer::Chain);
+    }
+    let hashes = signed_hashes(&n);
+    assert_eq!(hashes.len(), 2);
+    let (id, old, new) = (PaymentId(0), hashes[0].1, hashes[1].1);
+    n.hold = true; // answers are fed by hand
+    for k in 0..6 {
+        let at = t(30_000 + 2_000 * k);
+        n.timeout(&mut chain, at, BillingTimer::Chain);
+        n.held_chain.clear();
+        for o in [
+            ChainObservation::Nonce { next: 1 },
+            ChainObservation::Receipt { id, tx_hash: new, included: None },
+            ChainObservation::RpcFailed { request: ChainRequestKind::Receipt(id), reason: "timeout".into() },
+        ] {
+            n.input(&mut chain, at, BillingInput::Chain(o));
+        }
+    }
+    assert_eq!(n.m.ledger().payments_failed, 0, "{:?}", n.billing_events());
+    let included = Some(Inclusion { block: 5, success: true });
+    n.input(&mut chain, t(50_000), BillingInput::Chain(ChainObservation::Head { block: 9 }));
+    n.input(
+        &mut chain,
+        t(50_000),
+        BillingInput::Chain(ChainObservation::Receipt { id, tx_hash: old, included }),
+    );
+    assert_eq!(confirmations(&n), 1);
+    assert_eq!(n.replayed(), *n.m.ledger());
 }

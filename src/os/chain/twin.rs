@@ -6,6 +6,13 @@
 //! where a fault is injected. "Signing" is a deterministic encoding with a 256-bit digest:
 //! enough to give every transaction a distinct hash and to make a re-sent transaction the
 //! very same one.
+//!
+//! Fees, like EIP-1559's, are modelled just enough to make a transaction stuck: the twin has a
+//! minimum fee per block (0 by default), a "signed" transaction carries the fee picked when it
+//! was signed (`min(cap, 2 × minimum + tip)`, as the real adapter picks its max fee from the
+//! base fee), and a block includes only transactions whose fee reaches its minimum; the others
+//! (and every later nonce of their sender) stay pending. With the defaults every fee is 0 and
+//! every transaction is minable, as before fees existed.
 
 use crate::events::chain::{
     Address, Amount, ChainCommand, ChainObservation, ChainRequestKind, Inclusion, Transfer, TxHash,
@@ -20,20 +27,24 @@ struct Tx {
     to: Address,
     amount: Amount,
     nonce: u64,
+    /// The most it pays per unit of block space: mined only in a block whose minimum fee it
+    /// reaches.
+    fee: u128,
 }
 
 impl Tx {
     fn raw(&self) -> Vec<u8> {
-        let mut raw = Vec::with_capacity(68);
+        let mut raw = Vec::with_capacity(80);
         raw.extend_from_slice(&self.from.0);
         raw.extend_from_slice(&self.to.0);
         raw.extend_from_slice(&self.amount.0.to_be_bytes());
         raw.extend_from_slice(&self.nonce.to_be_bytes());
+        raw.extend_from_slice(&self.fee.to_be_bytes());
         raw
     }
 
     fn parse(raw: &[u8]) -> Option<Tx> {
-        if raw.len() != 64 {
+        if raw.len() != 80 {
             return None;
         }
         let mut from = [0; 20];
@@ -42,7 +53,8 @@ impl Tx {
         to.copy_from_slice(&raw[20..40]);
         let amount = u128::from_be_bytes(raw[40..56].try_into().ok()?);
         let nonce = u64::from_be_bytes(raw[56..64].try_into().ok()?);
-        Some(Tx { from: Address(from), to: Address(to), amount: Amount(amount), nonce })
+        let fee = u128::from_be_bytes(raw[64..80].try_into().ok()?);
+        Some(Tx { from: Address(from), to: Address(to), amount: Amount(amount), nonce, fee })
     }
 
     fn hash(&self) -> TxHash {
@@ -70,6 +82,20 @@ pub struct ChainFaults {
     pub drop_ppm: u32,
 }
 
+/// How the twin prices what it signs, like the real adapter's `Fees`: the fee of a transaction
+/// signed now is `min(cap, 2 × the current minimum fee + tip)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SigningFees {
+    pub tip: u128,
+    pub cap: u128,
+}
+
+impl Default for SigningFees {
+    fn default() -> Self {
+        Self { tip: 0, cap: u128::MAX }
+    }
+}
+
 #[derive(Debug)]
 pub struct ChainTwin {
     balances: BTreeMap<Address, u128>,
@@ -81,6 +107,9 @@ pub struct ChainTwin {
     /// Where each included transaction is: hash → block (receipts without a scan of all blocks).
     included: BTreeMap<TxHash, u64>,
     faults: ChainFaults,
+    /// The least fee a transaction must carry to be included in the next block.
+    min_fee: u128,
+    signing: SigningFees,
     rng: SplitMix64,
     pub rpc_failures: u64,
 }
@@ -94,6 +123,8 @@ impl ChainTwin {
             blocks: Vec::new(),
             included: BTreeMap::new(),
             faults,
+            min_fee: 0,
+            signing: SigningFees::default(),
             rng: SplitMix64::new(seed),
             rpc_failures: 0,
         }
@@ -116,6 +147,30 @@ impl ChainTwin {
         self.faults = faults;
     }
 
+    /// Sets the minimum fee of the blocks mined from now on (a base fee that rises or falls).
+    pub fn set_min_fee(&mut self, min_fee: u128) {
+        self.min_fee = min_fee;
+    }
+
+    pub fn min_fee(&self) -> u128 {
+        self.min_fee
+    }
+
+    /// Sets how transactions signed from now on are priced.
+    pub fn set_signing_fees(&mut self, signing: SigningFees) {
+        self.signing = signing;
+    }
+
+    /// The fee a transaction signed now carries.
+    fn signing_fee(&self) -> u128 {
+        self.min_fee.saturating_mul(2).saturating_add(self.signing.tip).min(self.signing.cap)
+    }
+
+    /// Transactions broadcast and neither mined nor dropped yet.
+    pub fn pending(&self) -> usize {
+        self.mempool.len()
+    }
+
     /// Every transfer included in the current chain, oldest block first: what auditors of a
     /// simulation compare ledgers against.
     pub fn transfers(&self) -> Vec<Transfer> {
@@ -135,7 +190,9 @@ impl ChainTwin {
         out
     }
 
-    /// Includes every valid mempool transaction, in nonce order per sender, in a new block.
+    /// Includes every valid mempool transaction whose fee reaches the minimum fee, in nonce
+    /// order per sender, in a new block. One below the minimum stays pending, and so does every
+    /// later nonce of its sender.
     pub fn mine(&mut self) {
         let mut pool = std::mem::take(&mut self.mempool);
         pool.sort_by_key(|t| (t.from, t.nonce));
@@ -144,14 +201,14 @@ impl ChainTwin {
         for tx in pool {
             let expected = self.nonces.get(&tx.from).copied().unwrap_or(0);
             let funds = self.balance(tx.from);
-            if tx.nonce == expected && funds >= tx.amount.0 {
+            if tx.nonce == expected && funds >= tx.amount.0 && tx.fee >= self.min_fee {
                 *self.balances.entry(tx.from).or_default() -= tx.amount.0;
                 *self.balances.entry(tx.to).or_default() += tx.amount.0;
                 *self.nonces.entry(tx.from).or_default() += 1;
                 self.included.insert(tx.hash(), self.blocks.len() as u64 + 1);
                 block.push(tx);
-            } else if tx.nonce > expected || (tx.nonce == expected && funds < tx.amount.0) {
-                waiting.push(tx); // a gap before it, or no funds yet: it stays pending
+            } else if tx.nonce >= expected {
+                waiting.push(tx); // a gap before it, no funds yet or a fee too low: it stays pending
             }
             // A nonce below the account's is stale: dropped.
         }
@@ -200,7 +257,7 @@ impl ChainTwin {
         }
         match command {
             ChainCommand::Sign { id, to, amount, nonce } => {
-                let tx = Tx { from: account, to, amount, nonce };
+                let tx = Tx { from: account, to, amount, nonce, fee: self.signing_fee() };
                 ChainObservation::Signed { id, tx_hash: tx.hash(), raw: tx.raw() }
             }
             ChainCommand::Send { id, raw } => {
@@ -215,6 +272,16 @@ impl ChainTwin {
                     return ChainObservation::SendRejected { id, reason: "insufficient funds".into() };
                 }
                 let known = self.mempool.iter().any(|t| t.hash() == tx.hash());
+                let pending_fee =
+                    self.mempool.iter().find(|t| t.from == tx.from && t.nonce == tx.nonce).map(|t| t.fee);
+                if !known && pending_fee.is_some_and(|fee| tx.fee < fee.saturating_add(fee / 10)) {
+                    // A node replaces a pending transaction only with one paying at least 10%
+                    // more (geth's default price bump); with every fee 0 any replacement goes.
+                    return ChainObservation::SendRejected {
+                        id,
+                        reason: "replacement transaction underpriced".into(),
+                    };
+                }
                 if !known && !self.fault(self.faults.drop_ppm) {
                     // Same nonce from the same sender replaces the pending one.
                     self.mempool.retain(|t| !(t.from == tx.from && t.nonce == tx.nonce));
@@ -310,5 +377,53 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_transaction_below_the_minimum_fee_stays_pending_until_a_better_paying_one_replaces_it() {
+        let mut chain = ChainTwin::new(2, ChainFaults::default());
+        chain.fund(a(1), 1000);
+        let sign = |chain: &mut ChainTwin, nonce| match chain
+            .handle(a(1), ChainCommand::Sign { id: PaymentId(0), to: a(2), amount: Amount(100), nonce })
+        {
+            ChainObservation::Signed { raw, tx_hash, .. } => (raw, tx_hash),
+            other => panic!("{other:?}"),
+        };
+        let send = |chain: &mut ChainTwin, raw: &[u8]| {
+            chain.handle(a(1), ChainCommand::Send { id: PaymentId(0), raw: raw.to_vec() })
+        };
+        chain.set_min_fee(10);
+        let (raw0, h0) = sign(&mut chain, 0); // fee 20
+        let (raw1, _) = sign(&mut chain, 1);
+        assert_eq!(send(&mut chain, &raw0), ChainObservation::Sent { id: PaymentId(0) });
+        send(&mut chain, &raw1);
+        chain.set_min_fee(100);
+        chain.mine();
+        assert_eq!((chain.balance(a(2)), chain.pending()), (0, 2), "stuck, and nonce 1 behind it");
+        chain.set_min_fee(11);
+        let (cheaper, _) = sign(&mut chain, 0); // fee 22
+        chain.set_min_fee(10);
+        let (same, same_hash) = sign(&mut chain, 0);
+        assert_eq!(same_hash, h0, "the same fees sign the same transaction");
+        assert_eq!(send(&mut chain, &same), ChainObservation::Sent { id: PaymentId(0) });
+        chain.set_min_fee(100);
+        let (replacement, h2) = sign(&mut chain, 0); // fee 200
+        assert_ne!(h2, h0);
+        let underpriced = ChainObservation::SendRejected {
+            id: PaymentId(0),
+            reason: "replacement transaction underpriced".into(),
+        };
+        assert_eq!(send(&mut chain, &replacement), ChainObservation::Sent { id: PaymentId(0) });
+        assert_eq!(send(&mut chain, &raw0), underpriced, "the pending one pays more");
+        assert_eq!(send(&mut chain, &cheaper), underpriced);
+        chain.mine();
+        assert_eq!(chain.balance(a(2)), 100, "the replacement; nonce 1 is still below the minimum");
+        let mined: Vec<TxHash> = chain.transfers().iter().map(|t| t.tx_hash).collect();
+        assert!(mined.contains(&h2) && !mined.contains(&h0));
+        assert_eq!(
+            send(&mut chain, &raw0),
+            ChainObservation::SendRejected { id: PaymentId(0), reason: "nonce too low".into() },
+            "one nonce is mined once"
+        );
     }
 }
