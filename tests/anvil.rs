@@ -798,16 +798,23 @@ async fn the_adapter_answers_like_the_twin() {
         other => panic!("{other:?}"),
     };
     let sign = ChainCommand::Sign { id, to: payee.address(), amount: Amount(12_345), nonce: 0 };
-    let ChainObservation::Signed { tx_hash, raw, .. } = payer.execute(sign.clone()).await else {
+    let ChainObservation::Signed { tx_hash: first, raw: first_raw, .. } = payer.execute(sign.clone()).await
+    else {
         panic!("signs")
     };
-    assert!(
-        matches!(payer.execute(sign).await, ChainObservation::Signed { tx_hash: again, .. } if again == tx_hash),
-        "signing is deterministic for the same fees"
-    );
+    // Signing the same nonce again is a replacement: higher fees, another hash; the node
+    // takes it in place of the first, and only one of them can ever be mined.
+    let ChainObservation::Signed { tx_hash, raw, .. } = payer.execute(sign).await else { panic!("signs") };
+    assert_ne!(tx_hash, first, "a replacement pays more fees, so it is another transaction");
+    assert_eq!(payer.execute(ChainCommand::Send { id, raw: first_raw }).await, ChainObservation::Sent { id });
     let send = ChainCommand::Send { id, raw };
-    assert_eq!(payer.execute(send.clone()).await, ChainObservation::Sent { id });
+    assert_eq!(
+        payer.execute(send.clone()).await,
+        ChainObservation::Sent { id },
+        "the replacement is accepted"
+    );
     assert_eq!(payer.execute(send.clone()).await, ChainObservation::Sent { id }, "already known is sent");
+    let old = ChainCommand::QueryReceipt { id, tx_hash: first };
     let receipt = ChainCommand::QueryReceipt { id, tx_hash };
     assert_eq!(
         payer.execute(receipt.clone()).await,
@@ -821,6 +828,11 @@ async fn the_adapter_answers_like_the_twin() {
             tx_hash,
             included: Some(lastmile::events::chain::Inclusion { block: head + 1, success: true })
         }
+    );
+    assert_eq!(
+        payer.execute(old).await,
+        ChainObservation::Receipt { id, tx_hash: first, included: None },
+        "the replaced transaction is never mined"
     );
     assert!(matches!(payer.execute(send).await, ChainObservation::SendRejected { id: i, .. } if i == id));
     assert_eq!(payer.execute(ChainCommand::QueryNonce).await, ChainObservation::Nonce { next: 1 });

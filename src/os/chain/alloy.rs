@@ -145,6 +145,18 @@ pub struct AlloyChain {
     timeout: Duration,
     fees: Fees,
     gas_limit: u64,
+    /// The fees last signed per nonce (max fee or gas price, tip). Signing a nonce again is a
+    /// replacement: nodes accept one only if it raises both by at least 10%, so both go up by
+    /// at least 12.5% over what was signed before, within the cap.
+    signed_fees: std::sync::Mutex<std::collections::BTreeMap<u64, (u128, u128)>>,
+}
+
+/// How many recent nonces' fees are remembered for replacements.
+const REMEMBERED_NONCES: usize = 16;
+
+/// `x` raised by at least 12.5% (and at least 1).
+fn bumped(x: u128) -> u128 {
+    x.saturating_add(x / 8).saturating_add(1)
 }
 
 impl fmt::Debug for AlloyChain {
@@ -211,6 +223,7 @@ impl AlloyChain {
             timeout,
             fees: config.fees,
             gas_limit,
+            signed_fees: Default::default(),
         })
     }
 
@@ -299,16 +312,17 @@ impl AlloyChain {
             .ok_or("the node has no latest block")?;
         let envelope = match latest.header.base_fee_per_gas {
             Some(base_fee) => {
-                let max_fee = u128::from(base_fee)
+                let fresh = u128::from(base_fee)
                     .saturating_mul(2)
                     .saturating_add(self.fees.priority_fee_per_gas)
                     .min(self.fees.max_fee_per_gas_cap);
+                let (max_fee, tip) = self.replacement_fees(nonce, fresh, self.fees.priority_fee_per_gas);
                 let mut tx = TxEip1559 {
                     chain_id: self.chain_id,
                     nonce,
                     gas_limit: self.gas_limit,
                     max_fee_per_gas: max_fee,
-                    max_priority_fee_per_gas: self.fees.priority_fee_per_gas.min(max_fee),
+                    max_priority_fee_per_gas: tip.min(max_fee),
                     to: TxKind::Call(target),
                     value,
                     access_list: Default::default(),
@@ -319,10 +333,11 @@ impl AlloyChain {
             }
             None => {
                 let price = self.bounded(self.provider.get_gas_price()).await?;
+                let (price, _) = self.replacement_fees(nonce, price.min(self.fees.max_fee_per_gas_cap), 0);
                 let mut tx = TxLegacy {
                     chain_id: Some(self.chain_id),
                     nonce,
-                    gas_price: price.min(self.fees.max_fee_per_gas_cap),
+                    gas_price: price,
                     gas_limit: self.gas_limit,
                     to: TxKind::Call(target),
                     value,
@@ -334,6 +349,24 @@ impl AlloyChain {
         };
         let tx_hash = TxHash(envelope.tx_hash().0);
         Ok(ChainObservation::Signed { id, tx_hash, raw: envelope.encoded_2718() })
+    }
+
+    /// The fees to sign `nonce` with: the fresh ones, or for a nonce signed before (a
+    /// replacement) at least 12.5% more than last time on both, within the cap.
+    fn replacement_fees(&self, nonce: u64, fresh_max: u128, fresh_tip: u128) -> (u128, u128) {
+        // A poisoned lock only means another signing panicked; the map is still consistent.
+        let mut signed = self.signed_fees.lock().unwrap_or_else(|e| e.into_inner());
+        let (max_fee, tip) = match signed.get(&nonce) {
+            Some(&(max, tip)) => {
+                (fresh_max.max(bumped(max)).min(self.fees.max_fee_per_gas_cap), fresh_tip.max(bumped(tip)))
+            }
+            None => (fresh_max, fresh_tip),
+        };
+        signed.insert(nonce, (max_fee, tip));
+        while signed.len() > REMEMBERED_NONCES {
+            signed.pop_first();
+        }
+        (max_fee, tip)
     }
 
     async fn send(&self, id: PaymentId, raw: &[u8]) -> ChainObservation {
