@@ -81,6 +81,14 @@ pub enum BillingInput {
     },
     Operator(OperatorCommand),
     Chain(ChainObservation),
+    /// We accepted a statement from our exit, reached through the tunnel of `neighbour`:
+    /// `amount_due` is the cumulative amount it bills us (the user side of
+    /// `machines::exit`). The increase since the last one is owed to the exit and paid
+    /// like any debt.
+    ExitStatementAccepted {
+        neighbour: NeighbourId,
+        amount_due: Amount,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -177,6 +185,11 @@ pub enum BillingEvent {
         neighbour: NeighbourId,
         amount: Amount,
         reason: String,
+    },
+    /// Our exit's accepted statements now bill us `amount_due` in total (cumulative).
+    ExitDue {
+        neighbour: NeighbourId,
+        amount_due: Amount,
     },
     EnforcementChanged {
         neighbour: NeighbourId,

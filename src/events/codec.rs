@@ -26,6 +26,7 @@
 //! | 26 | forgiven | `[neighbour, amount, reason]` |
 //! | 27 | enforcement changed | `[neighbour, level]` |
 //! | 28 | identity set | `[address]` |
+//! | 29 | exit due | `[neighbour, amount_due]` |
 //! | 32 | exit prices set | `[user, exit_price, path_price]` |
 //! | 33 | exit accrued | `[user, download_bytes, upload_bytes, exit_price, path_price]` |
 //! | 34 | exit counter reset | `[user, download_reset, upload_reset, download_counted, upload_counted, download_observed, upload_observed]` |
@@ -122,6 +123,7 @@ impl Event {
                 BillingEvent::CreditApplied { .. } => "billing.credit_applied",
                 BillingEvent::Forgiven { .. } => "billing.forgiven",
                 BillingEvent::EnforcementChanged { .. } => "billing.enforcement_changed",
+                BillingEvent::ExitDue { .. } => "billing.exit_due",
             },
             Event::Incident(IncidentEvent::Opened { .. }) => "incident.opened",
             Event::Incident(IncidentEvent::Closed { .. }) => "incident.closed",
@@ -193,6 +195,9 @@ impl fmt::Display for Event {
                     write!(f, "{link} price={price_per_byte}")
                 }
                 BillingEvent::IdentitySet { address } => write!(f, "address={address}"),
+                BillingEvent::ExitDue { neighbour, amount_due } => {
+                    write!(f, "n{} amount_due={amount_due}", neighbour.0)
+                }
                 BillingEvent::NeighbourBound { neighbour, address } => {
                     write!(f, "n{} address={address}", neighbour.0)
                 }
@@ -315,6 +320,7 @@ mod kind {
     pub const EXIT_STATEMENT_ACCEPTED: u8 = 39;
     pub const EXIT_STATEMENT_DISPUTED: u8 = 40;
     pub const IDENTITY_SET: u8 = 28;
+    pub const EXIT_DUE: u8 = 29;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -466,6 +472,9 @@ fn encode_exit(e: &ExitEvent, buf: &mut Vec<u8>) {
 fn encode_billing(e: &BillingEvent, buf: &mut Vec<u8>) {
     match e {
         BillingEvent::IdentitySet { address } => body(buf, kind::IDENTITY_SET, &(address,)),
+        BillingEvent::ExitDue { neighbour, amount_due } => {
+            body(buf, kind::EXIT_DUE, &(neighbour, amount_due))
+        }
         BillingEvent::PriceAdvertised { link, price_per_byte } => {
             body(buf, kind::PRICE_ADVERTISED, &(link, price_per_byte))
         }
@@ -549,6 +558,10 @@ pub fn decode(version: u8, payload: &[u8]) -> Result<Event, DecodeError> {
 
 fn decode_billing(version: u8, k: u8, rest: &[u8]) -> Result<BillingEvent, DecodeError> {
     Ok(match k {
+        kind::EXIT_DUE => {
+            let (neighbour, amount_due): (NeighbourId, Amount) = read(k, rest)?;
+            BillingEvent::ExitDue { neighbour, amount_due }
+        }
         kind::IDENTITY_SET => {
             let (address,): (Address,) = read(k, rest)?;
             BillingEvent::IdentitySet { address }
@@ -757,6 +770,13 @@ mod tests {
             ),
             (Event::Billing(BillingEvent::FeeSet { fee_per_byte: 9 }), vec![0x11, 0x91, 0x09]),
             (
+                Event::Billing(BillingEvent::ExitDue {
+                    neighbour: NeighbourId(9),
+                    amount_due: Amount(70_000),
+                }),
+                vec![0x1d, 0x92, 0x09, 0xce, 0x00, 0x01, 0x11, 0x70],
+            ),
+            (
                 Event::Billing(BillingEvent::IdentitySet { address: addr(0xcd) }),
                 bytes(&[&[0x1c, 0x91, 0xc4, 0x14], &[0xcd; 20]]),
             ),
@@ -941,7 +961,7 @@ mod tests {
     #[test]
     fn every_event_kind_has_a_golden_and_a_distinct_name() {
         let names: std::collections::BTreeSet<&str> = golden().iter().map(|(e, _)| e.kind_name()).collect();
-        assert_eq!(names.len(), 27, "every kind has a golden: {names:?}");
+        assert_eq!(names.len(), 28, "every kind has a golden: {names:?}");
     }
 
     #[test]

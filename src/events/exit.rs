@@ -166,7 +166,8 @@ pub enum ExitEffect {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExitUserEffect {
     /// We accepted that we owe `exit` this much in total (cumulative). Released once the
-    /// acceptance is durable; billing settles it.
+    /// acceptance is durable; the shell hands it to billing as
+    /// `BillingInput::ExitStatementAccepted` for the tunnel to that exit, and billing pays it.
     Owe { exit: Address, amount_due: Amount },
 }
 

@@ -26,6 +26,10 @@ pub struct Account {
     pub credited: Amount,
     pub forgiven: Amount,
     pub enforcement: Enforcement,
+    /// What our exit's accepted statements bill us in total, when this neighbour is the
+    /// tunnel to our exit (its increases are added to `owed`).
+    #[serde(default)]
+    pub exit_due: Amount,
 }
 
 impl Account {
@@ -183,6 +187,13 @@ impl BillingLedger {
     pub fn apply_billing(&mut self, event: &BillingEvent) {
         match event {
             BillingEvent::IdentitySet { address } => self.identity = Some(*address),
+            BillingEvent::ExitDue { neighbour, amount_due } => {
+                let account = self.accounts.entry(*neighbour).or_default();
+                if amount_due.0 > account.exit_due.0 {
+                    add(&mut account.owed, amount_due.0 - account.exit_due.0);
+                    account.exit_due = *amount_due;
+                }
+            }
             BillingEvent::NeighbourBound { neighbour, address } => {
                 self.accounts.entry(*neighbour).or_default().address = Some(*address);
             }

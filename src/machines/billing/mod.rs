@@ -236,6 +236,13 @@ impl Machine for BillingMachine {
                 }
             }
             BillingInput::Operator(command) => self.operator(command),
+            BillingInput::ExitStatementAccepted { neighbour, amount_due } => {
+                // Statements are cumulative: only an increase is news (a repeat or an older
+                // statement arriving late changes nothing).
+                if amount_due.0 > self.ledger.account(neighbour).exit_due.0 {
+                    self.emit(BillingEvent::ExitDue { neighbour, amount_due });
+                }
+            }
             BillingInput::Chain(observation) => {
                 self.observe_chain(observation);
                 self.enforce();

@@ -917,3 +917,40 @@ fn a_replacement_not_included_is_no_evidence_of_a_taken_nonce_while_an_older_has
     assert_eq!(confirmations(&n), 1);
     assert_eq!(n.replayed(), *n.m.ledger());
 }
+
+/// A user pays its exit what the exit's accepted statements bill it, through the tunnel to
+/// the exit, like any debt: increases of the cumulative amount due are owed, repeats and
+/// late older statements change nothing.
+#[test]
+fn accepted_exit_statements_are_owed_to_the_exit_and_paid_once() {
+    const EXIT: NeighbourId = NeighbourId(9);
+    const EXIT_ADDR: Address = Address([0x09; 20]);
+    let mut chain = ChainTwin::new(12, ChainFaults::default());
+    chain.fund(US, 1_000_000);
+    let mut n = Node::new(US, BillingLedger::default(), UsageLedger::default(), t(0));
+    n.input(&mut chain, t(0), thresholds(1_000, 5_000));
+    n.input(&mut chain, t(0), BillingInput::BindNeighbour { neighbour: EXIT, address: EXIT_ADDR });
+    n.timeout(&mut chain, t(0), BillingTimer::Chain);
+    let accepted = |due| BillingInput::ExitStatementAccepted { neighbour: EXIT, amount_due: Amount(due) };
+    n.input(&mut chain, t(1), accepted(5_000));
+    n.input(&mut chain, t(2), accepted(5_000));
+    n.input(&mut chain, t(3), accepted(4_000));
+    assert_eq!(n.m.ledger().account(EXIT).owed, Amount(5_000));
+    n.timeout(&mut chain, t(10_000), BillingTimer::Window);
+    for k in 0..4 {
+        chain.mine();
+        n.timeout(&mut chain, t(12_000 + 2_000 * k), BillingTimer::Chain);
+    }
+    n.input(&mut chain, t(20_001), accepted(8_000));
+    n.timeout(&mut chain, t(30_000), BillingTimer::Window);
+    for k in 0..4 {
+        chain.mine();
+        n.timeout(&mut chain, t(32_000 + 2_000 * k), BillingTimer::Chain);
+    }
+    assert_eq!(chain.balance(EXIT_ADDR), 8_000, "5000, then the 3000 the next statement added");
+    let account = n.m.ledger().account(EXIT);
+    assert_eq!((account.owed, account.paid, account.exit_due), (Amount(8_000), Amount(8_000), Amount(8_000)));
+    let dues = n.billing_events().iter().filter(|e| matches!(e, BillingEvent::ExitDue { .. })).count();
+    assert_eq!(dues, 2);
+    assert_eq!(n.replayed(), *n.m.ledger());
+}
