@@ -108,6 +108,22 @@ impl Node {
         }
     }
 
+    /// For each stamp: a block is mined, then the chain timer fires.
+    fn mine_then_poll(&mut self, chain: &mut ChainTwin, stamps: impl IntoIterator<Item = Stamp>) {
+        for at in stamps {
+            chain.mine();
+            self.timeout(chain, at, BillingTimer::Chain);
+        }
+    }
+
+    /// For each stamp: the chain timer fires, then a block is mined.
+    fn poll_then_mine(&mut self, chain: &mut ChainTwin, stamps: impl IntoIterator<Item = Stamp>) {
+        for at in stamps {
+            self.timeout(chain, at, BillingTimer::Chain);
+            chain.mine();
+        }
+    }
+
     fn billing_events(&self) -> Vec<&BillingEvent> {
         self.events.iter().filter_map(|e| if let Event::Billing(b) = e { Some(b) } else { None }).collect()
     }
@@ -191,10 +207,7 @@ fn a_crash_between_signing_and_sending_sends_the_same_transaction_once() {
     // Restart from what was durable: the open payment is signed; the first chain poll sends
     // the very same bytes.
     let mut again = Node::new(US, ledger, usage, Stamp::new(2, 0));
-    for k in 0..6 {
-        again.timeout(&mut chain, Stamp::new(2, 2_000 * k), BillingTimer::Chain);
-        chain.mine();
-    }
+    again.poll_then_mine(&mut chain, (0..6).map(|k| Stamp::new(2, 2_000 * k)));
     assert_eq!(chain.balance(N1_ADDR), 2000, "paid exactly once");
     assert_eq!(again.m.ledger().account(N1).paid, Amount(2000));
     assert!(again.m.ledger().open.is_empty());
@@ -221,10 +234,7 @@ fn a_reorg_before_burial_rebroadcasts_and_still_pays_once() {
     // The reorg drops the block but the twin keeps the transaction pending; drop it entirely
     // by mining empty blocks only after the machine has seen it vanish.
     n.timeout(&mut chain, t(14_000), BillingTimer::Chain);
-    for k in 0..5 {
-        chain.mine();
-        n.timeout(&mut chain, t(16_000 + 2_000 * k), BillingTimer::Chain);
-    }
+    n.mine_then_poll(&mut chain, (0..5).map(|k| t(16_000 + 2_000 * k)));
     assert_eq!(chain.balance(N1_ADDR), 1400);
     assert!(n.billing_events().iter().any(|e| matches!(e, BillingEvent::PaymentConfirmed { .. })));
     assert_eq!(n.m.ledger().account(N1).paid, Amount(1400));
@@ -236,17 +246,11 @@ fn without_funds_a_payment_waits_and_is_never_given_up() {
     let mut n = payer(&mut chain, 1000, 2);
     n.timeout(&mut chain, t(0), BillingTimer::Chain);
     n.timeout(&mut chain, t(10_000), BillingTimer::Window);
-    for k in 0..5 {
-        chain.mine();
-        n.timeout(&mut chain, t(12_000 + 2_000 * k), BillingTimer::Chain);
-    }
+    n.mine_then_poll(&mut chain, (0..5).map(|k| t(12_000 + 2_000 * k)));
     assert_eq!(n.m.ledger().open.len(), 1, "still open");
     assert!(n.m.chain.last_rejection.as_deref() == Some("insufficient funds"));
     chain.fund(US, 5_000);
-    for k in 0..6 {
-        n.timeout(&mut chain, t(30_000 + 2_000 * k), BillingTimer::Chain);
-        chain.mine();
-    }
+    n.poll_then_mine(&mut chain, (0..6).map(|k| t(30_000 + 2_000 * k)));
     assert_eq!(chain.balance(N1_ADDR), 2000);
     assert_eq!(n.m.ledger().payments_failed, 0);
 }
@@ -273,20 +277,14 @@ fn a_nonce_taken_by_another_transaction_fails_the_payment_and_the_debt_is_paid_a
     let sign = n.held_chain.drain(..).find(|c| matches!(c, ChainCommand::Sign { .. })).expect("sign");
     let signed = chain.handle(US, sign);
     n.input(&mut chain, t(10_001), BillingInput::Chain(signed));
-    for k in 0..8 {
-        n.timeout(&mut chain, t(12_000 + 2_000 * k), BillingTimer::Chain);
-        chain.mine();
-    }
+    n.poll_then_mine(&mut chain, (0..8).map(|k| t(12_000 + 2_000 * k)));
     assert!(n.billing_events().iter().any(|e| matches!(
         e,
         BillingEvent::PaymentFailed { failure: PaymentFailure::NonceTaken, nonce_used: true, .. }
     )));
     // The debt is still owed; the next window pays it with a fresh nonce.
     n.timeout(&mut chain, t(40_000), BillingTimer::Window);
-    for k in 0..6 {
-        n.timeout(&mut chain, t(42_000 + 2_000 * k), BillingTimer::Chain);
-        chain.mine();
-    }
+    n.poll_then_mine(&mut chain, (0..6).map(|k| t(42_000 + 2_000 * k)));
     assert_eq!(chain.balance(N1_ADDR), 2000);
     assert_eq!(n.replayed(), *n.m.ledger());
 }
@@ -427,10 +425,7 @@ fn a_broadcast_the_node_dropped_is_sent_again_until_it_is_mined_once() {
     n.timeout(&mut chain, t(12_000), BillingTimer::Chain);
     assert_eq!(chain.balance(N1_ADDR), 0, "the node dropped it");
     chain.set_faults(ChainFaults::default());
-    for k in 0..6 {
-        n.timeout(&mut chain, t(14_000 + 2_000 * k), BillingTimer::Chain);
-        chain.mine();
-    }
+    n.poll_then_mine(&mut chain, (0..6).map(|k| t(14_000 + 2_000 * k)));
     assert_eq!(chain.balance(N1_ADDR), 2000, "sent again, mined once");
     assert_eq!(n.m.ledger().account(N1).paid, Amount(2000));
     assert!(n.m.ledger().open.is_empty());
@@ -465,15 +460,9 @@ fn failed_receipt_queries_are_no_evidence_that_our_nonce_went_elsewhere() {
         n.input(&mut chain, at, BillingInput::Chain(failed));
     }
     assert_eq!(n.m.ledger().payments_failed, 0, "{:?}", n.billing_events());
-    for k in 0..4 {
-        chain.mine();
-        n.timeout(&mut chain, t(20_000 + 2_000 * k), BillingTimer::Chain);
-    }
+    n.mine_then_poll(&mut chain, (0..4).map(|k| t(20_000 + 2_000 * k)));
     n.timeout(&mut chain, t(30_000), BillingTimer::Window);
-    for k in 0..4 {
-        chain.mine();
-        n.timeout(&mut chain, t(32_000 + 2_000 * k), BillingTimer::Chain);
-    }
+    n.mine_then_poll(&mut chain, (0..4).map(|k| t(32_000 + 2_000 * k)));
     assert_eq!(chain.balance(N1_ADDR), 2000, "paid once");
     assert_eq!(n.m.ledger().account(N1).paid, Amount(2000));
     assert_eq!(n.replayed(), *n.m.ledger());
@@ -638,6 +627,20 @@ fn only_nonce_zero(n: &Node) {
 
 /// Answers the held `Sign` (as the adapter would) while everything else stays held: the
 /// replacement's `PaymentSigned` is emitted, its `Send` never leaves.
+/// A stuck payment whose replacement is signed (and recorded) while the shell holds every
+/// chain command, so the replacement's `Send` has not left. Returns the node, still holding,
+/// and both signed hashes.
+fn replacement_signed_send_held(chain: &mut ChainTwin) -> (Node, Vec<(u64, TxHash)>) {
+    let mut n = stuck_payment(chain);
+    n.mine_then_poll(chain, (1..REPLACE_AFTER).map(|k| t(10_000 + 2_000 * u64::from(k))));
+    n.hold = true;
+    n.timeout(chain, t(20_000), BillingTimer::Chain);
+    sign_held_replacement(&mut n, chain, t(20_001));
+    let hashes = signed_hashes(&n);
+    assert_eq!(hashes.len(), 2);
+    (n, hashes)
+}
+
 fn sign_held_replacement(n: &mut Node, chain: &mut ChainTwin, at: Stamp) {
     let sign = n.held_chain.iter().find(|c| matches!(c, ChainCommand::Sign { .. })).cloned().expect("sign");
     let signed = chain.handle(US, sign);
@@ -694,23 +697,11 @@ fn a_payment_stuck_below_the_minimum_fee_is_replaced_with_the_same_nonce_and_con
 #[test]
 fn when_the_older_hash_is_mined_after_a_replacement_the_payment_is_still_confirmed_once() {
     let mut chain = ChainTwin::new(21, ChainFaults::default());
-    let mut n = stuck_payment(&mut chain);
-    for k in 1..REPLACE_AFTER {
-        chain.mine();
-        n.timeout(&mut chain, t(10_000 + 2_000 * u64::from(k)), BillingTimer::Chain);
-    }
-    n.hold = true;
-    n.timeout(&mut chain, t(20_000), BillingTimer::Chain);
-    sign_held_replacement(&mut n, &mut chain, t(20_001));
-    let hashes = signed_hashes(&n);
-    assert_eq!(hashes.len(), 2);
+    let (mut n, hashes) = replacement_signed_send_held(&mut chain);
     n.hold = false;
     chain.set_min_fee(10);
     chain.mine(); // the older transaction, still pending, is mined
-    for k in 0..6 {
-        chain.mine();
-        n.timeout(&mut chain, t(22_000 + 2_000 * k), BillingTimer::Chain);
-    }
+    n.mine_then_poll(&mut chain, (0..6).map(|k| t(22_000 + 2_000 * k)));
     let mined: Vec<TxHash> = chain.transfers().iter().map(|t| t.tx_hash).collect();
     assert_eq!(mined, vec![hashes[0].1], "the older hash, once");
     assert_eq!(chain.balance(N1_ADDR), 2000);
@@ -756,24 +747,12 @@ fn a_receipt_for_an_older_hash_confirms_the_payment() {
 #[test]
 fn a_crash_between_a_replacements_signature_and_its_send_pays_once_after_restart() {
     let mut chain = ChainTwin::new(23, ChainFaults::default());
-    let mut n = stuck_payment(&mut chain);
-    for k in 1..REPLACE_AFTER {
-        chain.mine();
-        n.timeout(&mut chain, t(10_000 + 2_000 * u64::from(k)), BillingTimer::Chain);
-    }
-    n.hold = true;
-    n.timeout(&mut chain, t(20_000), BillingTimer::Chain);
-    sign_held_replacement(&mut n, &mut chain, t(20_001));
-    let hashes = signed_hashes(&n);
-    assert_eq!(hashes.len(), 2);
+    let (n, hashes) = replacement_signed_send_held(&mut chain);
     // Crash: restart from the fold of what was durable.
     let (ledger, usage) = (n.replayed(), n.m.usage().clone());
     assert_eq!(ledger.open[&PaymentId(0)].hashes, vec![hashes[0].1, hashes[1].1]);
     let mut again = replacing(ledger, usage, Stamp::new(2, 0));
-    for k in 0..8 {
-        again.timeout(&mut chain, Stamp::new(2, 2_000 * k), BillingTimer::Chain);
-        chain.mine();
-    }
+    again.poll_then_mine(&mut chain, (0..8).map(|k| Stamp::new(2, 2_000 * k)));
     assert!(
         again
             .commands
@@ -821,10 +800,7 @@ fn a_replacement_signed_after_its_payment_was_confirmed_is_ignored() {
     n.held_chain.clear();
     n.hold = false;
     chain.set_min_fee(10);
-    for k in 0..5 {
-        chain.mine();
-        n.timeout(&mut chain, t(22_000 + 2_000 * k), BillingTimer::Chain);
-    }
+    n.mine_then_poll(&mut chain, (0..5).map(|k| t(22_000 + 2_000 * k)));
     assert_eq!(confirmations(&n), 1);
     let late = chain.handle(US, sign);
     n.input(&mut chain, t(40_000), BillingInput::Chain(late));
@@ -832,10 +808,7 @@ fn a_replacement_signed_after_its_payment_was_confirmed_is_ignored() {
     // A new debt is paid with the next nonce.
     n.input(&mut chain, t(40_001), counters(2000, 0));
     n.timeout(&mut chain, t(50_000), BillingTimer::Window);
-    for k in 0..5 {
-        chain.mine();
-        n.timeout(&mut chain, t(52_000 + 2_000 * k), BillingTimer::Chain);
-    }
+    n.mine_then_poll(&mut chain, (0..5).map(|k| t(52_000 + 2_000 * k)));
     assert_eq!(chain.balance(N1_ADDR), 4000);
     assert_eq!(n.m.ledger().next_nonce, 2);
     assert_eq!(n.replayed(), *n.m.ledger());
@@ -849,10 +822,7 @@ fn a_replacement_signed_after_its_payment_was_confirmed_is_ignored() {
 fn after_a_restart_a_still_stuck_payment_is_replaced_again_with_the_same_nonce() {
     let mut chain = ChainTwin::new(25, ChainFaults::default());
     let mut n = stuck_payment(&mut chain);
-    for k in 1..=REPLACE_AFTER {
-        chain.mine();
-        n.timeout(&mut chain, t(10_000 + 2_000 * u64::from(k)), BillingTimer::Chain);
-    }
+    n.mine_then_poll(&mut chain, (1..=REPLACE_AFTER).map(|k| t(10_000 + 2_000 * u64::from(k))));
     assert_eq!(signed_hashes(&n).len(), 2);
     chain.set_min_fee(1_000); // the replacement (fee 200) is stuck as well
     let mut again = replacing(n.replayed(), n.m.usage().clone(), Stamp::new(2, 0));
@@ -867,10 +837,7 @@ fn after_a_restart_a_still_stuck_payment_is_replaced_again_with_the_same_nonce()
     assert_eq!(chain.balance(N1_ADDR), 0);
     let payment = &again.m.ledger().open[&PaymentId(0)];
     assert_eq!((payment.nonce, payment.hashes.len()), (Some(0), 3));
-    for k in 0..6 {
-        chain.mine();
-        again.timeout(&mut chain, Stamp::new(2, 20_000 + 2_000 * k), BillingTimer::Chain);
-    }
+    again.mine_then_poll(&mut chain, (0..6).map(|k| Stamp::new(2, 20_000 + 2_000 * k)));
     assert_eq!(chain.balance(N1_ADDR), 2000, "paid once");
     assert_eq!(chain.transfers().len(), 1);
     assert_eq!(confirmations(&again), 1);
@@ -937,16 +904,10 @@ fn accepted_exit_statements_are_owed_to_the_exit_and_paid_once() {
     n.input(&mut chain, t(3), accepted(4_000));
     assert_eq!(n.m.ledger().account(EXIT).owed, Amount(5_000));
     n.timeout(&mut chain, t(10_000), BillingTimer::Window);
-    for k in 0..4 {
-        chain.mine();
-        n.timeout(&mut chain, t(12_000 + 2_000 * k), BillingTimer::Chain);
-    }
+    n.mine_then_poll(&mut chain, (0..4).map(|k| t(12_000 + 2_000 * k)));
     n.input(&mut chain, t(20_001), accepted(8_000));
     n.timeout(&mut chain, t(30_000), BillingTimer::Window);
-    for k in 0..4 {
-        chain.mine();
-        n.timeout(&mut chain, t(32_000 + 2_000 * k), BillingTimer::Chain);
-    }
+    n.mine_then_poll(&mut chain, (0..4).map(|k| t(32_000 + 2_000 * k)));
     assert_eq!(chain.balance(EXIT_ADDR), 8_000, "5000, then the 3000 the next statement added");
     let account = n.m.ledger().account(EXIT);
     assert_eq!((account.owed, account.paid, account.exit_due), (Amount(8_000), Amount(8_000), Amount(8_000)));
