@@ -8,6 +8,13 @@ command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# The network-namespace tests (tests/netns_os.rs): babeld as a Babel peer, ip and tc, nft,
+# sysctl. Root's sbin may be missing from PATH in a non-login shell, so look there too.
+have_tool() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+have_tool babeld || need_apt+=(babeld)
+{ have_tool ip && have_tool tc; } || need_apt+=(iproute2)
+have_tool nft || need_apt+=(nftables)
+have_tool sysctl || need_apt+=(procps)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]}" >&2

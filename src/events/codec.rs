@@ -36,16 +36,21 @@
 //! | 38 | exit quoted (user side) | `[exit, exit_price, path_price]` |
 //! | 39 | exit statement accepted | `[[user, exit, seq, download_bytes, upload_bytes, amount_due], own_rx, own_tx]` |
 //! | 40 | exit statement disputed | `[exit, seq, reason, by]` |
+//! | 48 | routing trust evidence | `[ifindex, neighbour, [address, len], advertised_rtt_us, advertised_loss, sent, received, measured_rtt_us, worse, streak, trust_permille]` |
 //!
 //! Addresses (20 bytes), hashes (32) and signed transactions are MessagePack bin; amounts are
 //! integers when they fit in 64 bits, else 16 big-endian bytes (see [`super::chain::Amount`]).
 //! Statement signatures are bin 65 (`r ‖ s ‖ v`); `by` in a dispute is an amount-like u128.
-//! The exit kinds (32 and up) were added to version 3 before it was released.
+//! The exit kinds (32 to 40) were added to version 3 before it was released. Version 4 adds
+//! kind 48 and changes nothing else, so a version-3 reader refuses a log with routing evidence
+//! as "newer version" rather than misreading it. The routing neighbour is its link-local address (bin 16); the prefix address is bin 4 or 16
+//! and loss is in micro-nepers.
 //!
 //! Version 2 had kinds 1 to 4 only, with the same layouts. Version 1 differs in kind 1, whose
 //! body had no price: `[[neighbour, destination], tx_bytes, rx_bytes]`. It is upcast to an
 //! unpriced record (`price_per_byte: None`), which says exactly what v1 knew.
 
+use super::babel::BabelEvent;
 use super::billing::{BillingEvent, Enforcement, PaymentFailure, Thresholds};
 use super::chain::{Address, Amount, PaymentId, TxHash};
 use super::exit::{DisputeReason, ExitEvent, Signature, Statement};
@@ -56,7 +61,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The schema version this build writes.
-pub const EVENT_VERSION: u8 = 3;
+pub const EVENT_VERSION: u8 = 4;
 /// The oldest schema version this build can still read.
 pub const OLDEST_EVENT_VERSION: u8 = 1;
 
@@ -67,6 +72,7 @@ pub enum Event {
     Billing(BillingEvent),
     Incident(IncidentEvent),
     Exit(ExitEvent),
+    Routing(BabelEvent),
 }
 
 impl Event {
@@ -138,6 +144,7 @@ impl Event {
                 ExitEvent::StatementAccepted { .. } => "exit.statement_accepted",
                 ExitEvent::StatementDisputed { .. } => "exit.statement_disputed",
             },
+            Event::Routing(BabelEvent::TrustEvidence(_)) => "routing.trust_evidence",
         }
     }
 }
@@ -157,6 +164,12 @@ impl From<BillingEvent> for Event {
 impl From<ExitEvent> for Event {
     fn from(e: ExitEvent) -> Self {
         Event::Exit(e)
+    }
+}
+
+impl From<BabelEvent> for Event {
+    fn from(e: BabelEvent) -> Self {
+        Event::Routing(e)
     }
 }
 
@@ -232,6 +245,21 @@ impl fmt::Display for Event {
             }
             Event::Incident(IncidentEvent::Closed { kind }) => write!(f, "kind={kind}"),
             Event::Exit(e) => fmt_exit(e, f),
+            Event::Routing(BabelEvent::TrustEvidence(e)) => write!(
+                f,
+                "if{} {} {} advertised rtt={}us loss={}uNp measured {}/{} rtt={}us worse={} streak={} trust={}",
+                e.ifindex,
+                e.neighbour_address(),
+                e.prefix,
+                e.advertised_rtt_us,
+                e.advertised_loss_micro_nepers,
+                e.received,
+                e.sent,
+                e.measured_rtt_us,
+                e.worse,
+                e.streak,
+                e.trust_permille
+            ),
         }
     }
 }
@@ -321,6 +349,7 @@ mod kind {
     pub const EXIT_STATEMENT_DISPUTED: u8 = 40;
     pub const IDENTITY_SET: u8 = 28;
     pub const EXIT_DUE: u8 = 29;
+    pub const ROUTING_TRUST_EVIDENCE: u8 = 48;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -412,6 +441,7 @@ pub fn encode(event: &Event, buf: &mut Vec<u8>) {
         }
         Event::Incident(IncidentEvent::Closed { kind }) => body(buf, kind::INCIDENT_CLOSED, &(*kind,)),
         Event::Exit(e) => encode_exit(e, buf),
+        Event::Routing(BabelEvent::TrustEvidence(e)) => body(buf, kind::ROUTING_TRUST_EVIDENCE, e),
     }
 }
 
@@ -550,6 +580,7 @@ pub fn decode(version: u8, payload: &[u8]) -> Result<Event, DecodeError> {
             Event::Incident(IncidentEvent::Closed { kind })
         }
         (3.., kind::EXIT_PRICES_SET..=kind::EXIT_STATEMENT_DISPUTED) => Event::Exit(decode_exit(k, rest)?),
+        (4.., kind::ROUTING_TRUST_EVIDENCE) => Event::Routing(BabelEvent::TrustEvidence(read(k, rest)?)),
         (3.., _) => Event::Billing(decode_billing(version, k, rest)?),
         (version, kind) => return Err(DecodeError::UnknownKind { version, kind }),
     };
@@ -726,11 +757,43 @@ mod tests {
         parts.concat()
     }
 
-    /// (event, exact v3 payload bytes), checked in both directions.
+    fn trust_evidence() -> Event {
+        use crate::events::babel::TrustEvidence;
+        use crate::wire::babel::Prefix;
+        let fd07 = core::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 7);
+        Event::Routing(BabelEvent::TrustEvidence(TrustEvidence {
+            ifindex: 3,
+            neighbour: core::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 9).octets(),
+            prefix: Prefix::new(fd07.into(), 128).expect("valid"),
+            advertised_rtt_us: 1000,
+            advertised_loss_micro_nepers: 0,
+            sent: 20,
+            received: 19,
+            measured_rtt_us: 40_000,
+            worse: true,
+            streak: 2,
+            trust_permille: 750,
+        }))
+    }
+
+    /// (event, exact current-version payload bytes), checked in both directions.
     fn golden() -> Vec<(Event, Vec<u8>)> {
         let tx12m = [0xce, 0x00, 0xb7, 0x1b, 0x00];
         let rx11m = [0xce, 0x00, 0xaf, 0x79, 0xe0];
         vec![
+            (
+                trust_evidence(),
+                bytes(&[
+                    &[0x30, 0x9b, 0x03, 0xc4, 0x10, 0xfe, 0x80],
+                    &[0; 13],
+                    &[0x09, 0x92, 0xc4, 0x10, 0xfd],
+                    &[0; 14],
+                    &[
+                        0x07, 0xcc, 0x80, 0xcd, 0x03, 0xe8, 0x00, 0x14, 0x13, 0xcd, 0x9c, 0x40, 0xc3, 0x02,
+                        0xcd, 0x02, 0xee,
+                    ],
+                ]),
+            ),
             (accrued(Some(20)), bytes(&[&[0x01, 0x94, 0x92, 0x03, 0x11], &tx12m, &rx11m, &[0x14]])),
             (accrued(None), bytes(&[&[0x01, 0x94, 0x92, 0x03, 0x11], &tx12m, &rx11m, &[0xc0]])),
             (
@@ -961,7 +1024,7 @@ mod tests {
     #[test]
     fn every_event_kind_has_a_golden_and_a_distinct_name() {
         let names: std::collections::BTreeSet<&str> = golden().iter().map(|(e, _)| e.kind_name()).collect();
-        assert_eq!(names.len(), 28, "every kind has a golden: {names:?}");
+        assert_eq!(names.len(), 29, "every kind has a golden: {names:?}");
     }
 
     #[test]
@@ -993,6 +1056,8 @@ mod tests {
         assert_eq!(decode(0, &payload), Err(DecodeError::UnknownVersion(0)));
         assert_eq!(decode(3, &[]), Err(DecodeError::Empty));
         assert_eq!(decode(3, &[0x63, 0x90]), Err(DecodeError::UnknownKind { version: 3, kind: 0x63 }));
+        // Routing evidence arrived with version 4.
+        assert_eq!(decode(3, &[0x30, 0x90]), Err(DecodeError::UnknownKind { version: 3, kind: 0x30 }));
         let mut long = payload.clone();
         long.push(0);
         assert_eq!(decode(3, &long), Err(DecodeError::Trailing { kind: 1, bytes: 1 }));

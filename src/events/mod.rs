@@ -35,6 +35,7 @@ macro_rules! numbered_enum {
     };
 }
 
+pub mod babel;
 pub mod billing;
 pub mod chain;
 pub mod codec;

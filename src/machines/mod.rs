@@ -2,6 +2,7 @@
 //! [`NodeState`]: the durable state of a whole node, which is the fold of its event log and
 //! what snapshots hold.
 
+pub mod babel;
 pub mod billing;
 pub mod exit;
 pub mod incidents;
@@ -26,6 +27,9 @@ pub struct NodeState {
     /// empty exit ledger, which is what they knew.
     #[serde(default)]
     pub exit: ExitLedger,
+    /// Added in snapshot version 4: trust in routing neighbours.
+    #[serde(default)]
+    pub routing: babel::TrustLedger,
 }
 
 impl Fold for NodeState {
@@ -40,15 +44,16 @@ impl Fold for NodeState {
             Event::Billing(e) => self.billing.apply_billing(e),
             Event::Incident(e) => self.incidents.apply(e),
             Event::Exit(e) => self.exit.apply(e),
+            Event::Routing(e) => self.routing.apply(e),
         }
     }
 }
 
 /// The schema version of snapshot bytes; bump it when [`NodeState`]'s shape changes.
-pub const SNAPSHOT_VERSION: u8 = 3;
+pub const SNAPSHOT_VERSION: u8 = 4;
 /// The oldest snapshot version this build reads. Version 2 lacks fields that version 3 added
-/// with defaults (`Advertised::before`, `BillingLedger::chain_met`), so it decodes as is;
-/// version 1 predates billing and is refused (recovery then needs the log from seq 1).
+/// with defaults (`Advertised::before`, `BillingLedger::chain_met`), and version 3 lacks the
+/// routing trust that version 4 added with a default, so both decode as they are; version 1 predates billing and is refused (recovery then needs the log from seq 1).
 pub const OLDEST_SNAPSHOT_VERSION: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,10 +2,12 @@
 //! in-memory twin for pure-logic and simulation tests. Adapters know the effect types and
 //! the outside world, and nothing about decisions.
 
+pub mod babel_socket;
 pub mod chain;
 pub mod counters;
 pub mod flash;
 pub mod gate;
 pub mod journal;
 pub mod keyfile;
+pub mod routes;
 pub mod statement_signer;

@@ -178,7 +178,7 @@ impl Fold for BillingLedger {
         match event {
             Event::Usage(e) => self.apply_usage(e),
             Event::Billing(e) => self.apply_billing(e),
-            Event::Incident(_) | Event::Exit(_) => {}
+            Event::Incident(_) | Event::Exit(_) | Event::Routing(_) => {}
         }
     }
 }

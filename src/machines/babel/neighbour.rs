@@ -1,0 +1,227 @@
+//! Neighbours: Hello history, link cost (RFC 8966 Appendix A), link RTT (RFC 9616) and link
+//! loss.
+
+use super::INFINITY;
+use core::net::Ipv6Addr;
+
+/// What kind of link an interface is; it decides the cost function and the defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LinkKind {
+    /// A wired link: 2-out-of-3 (RFC 8966 §A.2.1), split horizon.
+    Wired,
+    /// A WireGuard tunnel to one neighbour: like wired, with long periodic update intervals
+    /// (triggered updates carry the changes).
+    Tunnel,
+    /// A lossy link: ETX (RFC 8966 §A.2.2), no split horizon.
+    Wireless,
+}
+
+/// The state of one neighbour (an interface and a link-local address).
+#[derive(Clone, Debug)]
+pub struct Neighbour {
+    pub ifindex: u32,
+    pub address: Ipv6Addr,
+    /// Bit 0 is the most recent expected Hello; 1: received.
+    pub history: u16,
+    /// How many Hellos have been expected since the neighbour was acquired (saturates at 16).
+    pub expected_count: u8,
+    pub expected_seqno: u16,
+    /// The neighbour's announced multicast Hello interval.
+    pub hello_interval_ms: u64,
+    /// When the next Hello counts as missed.
+    pub hello_deadline_ms: u64,
+    /// The neighbour's rxcost of our Hellos, from its IHU; INFINITY when none is fresh.
+    pub txcost: u16,
+    pub ihu_deadline_ms: u64,
+    /// The latest Hello timestamp from the neighbour and when it arrived (our µs clock),
+    /// echoed in our next IHU (RFC 9616).
+    pub last_timestamp: Option<(u32, u32)>,
+    /// Smoothed link RTT in microseconds.
+    pub rtt_us: Option<u32>,
+    /// Whether the link was usable at the last check (to notice the transitions).
+    pub usable: bool,
+}
+
+/// How late a Hello may be before it counts as missed, as a multiple of its interval (in
+/// eighths): senders jitter their Hellos (babeld by up to ±25%).
+const HELLO_GRACE_EIGHTHS: u64 = 10;
+
+impl Neighbour {
+    pub fn new(ifindex: u32, address: Ipv6Addr) -> Self {
+        Neighbour {
+            ifindex,
+            address,
+            history: 0,
+            expected_count: 0,
+            expected_seqno: 0,
+            hello_interval_ms: 0,
+            hello_deadline_ms: u64::MAX,
+            txcost: INFINITY,
+            ihu_deadline_ms: u64::MAX,
+            last_timestamp: None,
+            rtt_us: None,
+            usable: false,
+        }
+    }
+
+    /// A multicast Hello arrived (RFC 8966 §A.1). A seqno far from the expected one (the
+    /// neighbour restarted, or was silent for long) resets the history.
+    pub fn hello(&mut self, seqno: u16, interval_cs: u16, now_ms: u64) {
+        if self.expected_count == 0 {
+            self.history = 1;
+            self.expected_count = 1;
+        } else {
+            let gap = seqno.wrapping_sub(self.expected_seqno) as i16;
+            if !(-16..=16).contains(&gap) {
+                // The neighbour restarted or we lost it for long: start over.
+                self.history = 1;
+                self.expected_count = 1;
+            } else if gap < 0 {
+                // A late or repeated Hello (its seqno was already counted as missed or
+                // received): just resynchronise.
+            } else {
+                let gap = gap as u32;
+                self.history = if gap >= 16 { 0 } else { self.history << gap };
+                self.history = (self.history << 1) | 1;
+                self.expected_count = (u32::from(self.expected_count) + gap + 1).min(16) as u8;
+            }
+        }
+        self.expected_seqno = seqno.wrapping_add(1);
+        self.hello_interval_ms = u64::from(interval_cs) * 10;
+        self.hello_deadline_ms = if interval_cs == 0 {
+            u64::MAX
+        } else {
+            now_ms + self.hello_interval_ms * HELLO_GRACE_EIGHTHS / 8
+        };
+    }
+
+    /// The Hello expected by `hello_deadline_ms` did not come.
+    pub fn missed_hello(&mut self) {
+        self.history <<= 1;
+        self.expected_seqno = self.expected_seqno.wrapping_add(1);
+        self.expected_count = (self.expected_count + 1).min(16);
+        self.hello_deadline_ms = self.hello_deadline_ms.saturating_add(self.hello_interval_ms.max(1));
+    }
+
+    /// Hellos received among the last `n` expected.
+    fn received_of_last(&self, n: u32) -> u32 {
+        let mask = if n >= 16 { u16::MAX } else { (1u16 << n) - 1 };
+        (self.history & mask).count_ones()
+    }
+
+    /// Our cost of receiving from this neighbour (sent in IHUs).
+    pub fn rxcost(&self, kind: LinkKind, nominal: u16) -> u16 {
+        match kind {
+            LinkKind::Wired | LinkKind::Tunnel => {
+                if self.received_of_last(3) >= 2 {
+                    nominal
+                } else {
+                    INFINITY
+                }
+            }
+            LinkKind::Wireless => {
+                let window = u32::from(self.expected_count.max(1));
+                // 256 / beta, beta = got / window; nothing received: infinite.
+                match (256 * window).checked_div(self.received_of_last(window)) {
+                    None => INFINITY,
+                    Some(c) => c.min(u32::from(INFINITY - 1)) as u16,
+                }
+            }
+        }
+    }
+
+    /// The link cost (RFC 8966 §A.2): the neighbour's view of our Hellos (txcost) combined
+    /// with ours of its Hellos.
+    pub fn cost(&self, kind: LinkKind, nominal: u16) -> u16 {
+        let rx = self.rxcost(kind, nominal);
+        if rx == INFINITY || self.txcost == INFINITY {
+            return INFINITY;
+        }
+        match kind {
+            LinkKind::Wired | LinkKind::Tunnel => self.txcost,
+            LinkKind::Wireless => {
+                // ETX: 256 / (alpha · beta) with alpha = 256 / txcost, beta = 256 / rx.
+                let c = u64::from(self.txcost.max(256)) * u64::from(rx.max(256)) / 256;
+                c.min(u64::from(INFINITY - 1)) as u16
+            }
+        }
+    }
+
+    /// Loss of the link in micro-nepers, −ln(fraction of expected Hellos received), from
+    /// our side's history (the link is taken as symmetric).
+    pub fn loss_micro_nepers(&self) -> u32 {
+        let window = u32::from(self.expected_count.max(1));
+        let got = self.received_of_last(window);
+        if got == 0 {
+            return u32::MAX;
+        }
+        // −ln(got/window) = ln(window) − ln(got), with ln in fixed point from log2.
+        let ln2_micro = 693_147u64;
+        let l = super::score::log2_fixed(u64::from(window) << 16)
+            .saturating_sub(super::score::log2_fixed(u64::from(got) << 16));
+        ((l * ln2_micro) >> 16).min(u64::from(u32::MAX)) as u32
+    }
+
+    /// A new RTT sample (µs): smoothed with gain 1/4.
+    pub fn rtt_sample(&mut self, sample_us: u32) {
+        self.rtt_us = Some(match self.rtt_us {
+            None => sample_us,
+            Some(old) => ((u64::from(old) * 3 + u64::from(sample_us)) / 4) as u32,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n() -> Neighbour {
+        Neighbour::new(1, Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1))
+    }
+
+    // RFC 8966 §A.1 (Hello history) and §A.2.1 (k-out-of-j): one Hello is not enough, two of
+    // the last three are.
+    #[test]
+    fn two_out_of_three_hellos_make_a_wired_link_usable() {
+        let mut a = n();
+        a.txcost = 96;
+        a.hello(10, 100, 0);
+        assert_eq!(a.cost(LinkKind::Wired, 96), INFINITY);
+        a.hello(11, 100, 1_000);
+        assert_eq!(a.cost(LinkKind::Wired, 96), 96);
+        a.missed_hello();
+        assert_eq!(a.cost(LinkKind::Wired, 96), 96, "one miss of three is tolerated");
+        a.missed_hello();
+        assert_eq!(a.cost(LinkKind::Wired, 96), INFINITY);
+        // A seqno gap counts the skipped Hellos as missed.
+        a.hello(20, 100, 5_000);
+        a.hello(22, 100, 7_000);
+        assert_eq!(a.history & 0b111, 0b101);
+    }
+
+    #[test]
+    fn the_miss_deadline_allows_for_jitter() {
+        let mut a = n();
+        a.hello(1, 100, 0);
+        assert_eq!(a.hello_deadline_ms, 1_250);
+    }
+
+    // RFC 8966 §A.2.2: ETX grows as Hellos are lost in either direction.
+    #[test]
+    fn etx_grows_with_loss() {
+        let mut a = n();
+        a.txcost = 256;
+        for s in 0..16 {
+            a.hello(s, 100, u64::from(s) * 1000);
+        }
+        assert_eq!(a.cost(LinkKind::Wireless, 256), 256);
+        assert_eq!(a.loss_micro_nepers(), 0);
+        a.missed_hello();
+        a.missed_hello();
+        let c = a.cost(LinkKind::Wireless, 256);
+        assert!(c > 256 && c < 320, "{c}");
+        let l = a.loss_micro_nepers();
+        // −ln(14/16) ≈ 133,531 µNp.
+        assert!((133_000..134_100).contains(&l), "{l}");
+    }
+}
