@@ -284,3 +284,72 @@ fn two_babeld_exchange_routes() {
     assert!(dump.iter().any(|l| l.starts_with("add neighbour")), "b's dump has no neighbour: {dump:?}");
     drop(babel_a);
 }
+
+/// End-to-end probes through a real kernel: all come back on a clean link; with an nftables
+/// rule dropping 30% of the queries at random on the far side, the loss measured is close to
+/// 30%; the responder's delay shows up in the RTT.
+#[test]
+fn probes_measure_loss_and_rtt_through_the_kernel() {
+    use lastmile::os::prober::{probe, ProbePlan, Responder};
+    netns::require_root_and_tools(TOOLS);
+    let a = Netns::new("probe-a");
+    let b = Netns::new("probe-b");
+    veth(&a, "p0", &b, "p1");
+    a.ip(&["-6", "addr", "add", "fd00:9::1/64", "dev", "p0", "nodad"]);
+    b.ip(&["-6", "addr", "add", "fd00:9::2/64", "dev", "p1", "nodad"]);
+    let far = ip("fd00:9::2");
+    std::thread::scope(|s| {
+        let b_name = b.name().to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        s.spawn(move || {
+            in_netns_async(&b_name, || async move {
+                let responder = Responder::bind(0).await.expect("bind").with_delay(Duration::from_millis(15));
+                tx.send(responder.local_port().expect("port")).expect("send port");
+                // Serves until the probing side is done, and never longer than 20 s.
+                let _ = tokio::time::timeout(Duration::from_secs(20), async {
+                    tokio::select! {
+                        _ = responder.serve() => {}
+                        _ = stopped => {}
+                    }
+                })
+                .await;
+            })
+        });
+        let port = rx.recv().expect("responder port");
+        let plan = ProbePlan {
+            count: 200,
+            spacing: Duration::from_millis(2),
+            linger: Duration::from_millis(500),
+            port,
+        };
+        let clean = in_netns_async(a.name(), || probe(far, plan)).expect("probe");
+        assert_eq!((clean.sent, clean.received), (200, 200));
+        assert!((15_000..100_000).contains(&clean.rtt_us), "{clean:?}");
+        b.run(&["nft", "add", "table", "inet", "lmprobe"]);
+        b.run(&["nft", "add", "chain", "inet", "lmprobe", "in", "{ type filter hook input priority 0; }"]);
+        b.run(&[
+            "nft",
+            "add",
+            "rule",
+            "inet",
+            "lmprobe",
+            "in",
+            "udp",
+            "dport",
+            &port.to_string(),
+            "numgen",
+            "random",
+            "mod",
+            "100",
+            "<",
+            "30",
+            "drop",
+        ]);
+        let lossy = in_netns_async(a.name(), || probe(far, plan)).expect("probe");
+        assert_eq!(lossy.sent, 200);
+        // 30% of 200: 60 lost on average, σ ≈ 6.5; ±4σ.
+        assert!((114..=166).contains(&lossy.received), "{lossy:?}");
+        let _ = stop.send(());
+    });
+}

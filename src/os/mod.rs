@@ -9,5 +9,6 @@ pub mod flash;
 pub mod gate;
 pub mod journal;
 pub mod keyfile;
+pub mod prober;
 pub mod routes;
 pub mod statement_signer;
