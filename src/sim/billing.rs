@@ -157,6 +157,9 @@ impl SimConfig {
             min_fee_changes: 0,
             max_min_fee: 1_000,
             replace_after_polls: 3,
+            // Fixed, whatever the traffic: enforce − pay must also exceed what a link carries
+            // while a payment is under way (see `max_value_per_window`), so runs that vary the
+            // traffic size the thresholds to it.
             thresholds: Thresholds { pay: Amount(2_000_000), enforce: Amount(4_000_000) },
             cheat: None,
             crash: None,
