@@ -8,10 +8,9 @@ command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
-# The network-namespace tests (tests/netns_os.rs): babeld as a Babel peer, ip and tc, nft,
+# The network-namespace tests (tests/netns_*.rs): ip and tc, nft,
 # sysctl. Root's sbin may be missing from PATH in a non-login shell, so look there too.
 have_tool() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
-have_tool babeld || need_apt+=(babeld)
 { have_tool ip && have_tool tc; } || need_apt+=(iproute2)
 have_tool nft || need_apt+=(nftables)
 have_tool sysctl || need_apt+=(procps)
@@ -22,6 +21,48 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     fi
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# babeld, a Babel peer for the interop tests, which run it inside network namespaces only.
+# Debian's package ships an init script that is enabled and started at install: a babeld in
+# the host namespace would speak Babel on the host's interfaces and install routes there. So
+# it is installed with a policy-rc.d that forbids starting services (ours only for the
+# install, and removed only if we created it), and its service is kept disabled.
+if ! have_tool babeld; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: need root to install: babeld" >&2
+        exit 1
+    fi
+    policy=/usr/sbin/policy-rc.d
+    created_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# Temporary (lastmile scripts/setup.sh): start no service while babeld installs.\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        created_policy=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq babeld
+    if [ -n "$created_policy" ]; then
+        rm -f "$policy"
+        trap - EXIT
+    fi
+fi
+babeld_enabled() {
+    ls /etc/rc[2345].d/S[0-9][0-9]babeld >/dev/null 2>&1 && return 0
+    [ -d /run/systemd/system ] && systemctl is-enabled --quiet babeld 2>/dev/null
+}
+if babeld_enabled; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: warning: the babeld service is enabled; as root: update-rc.d babeld disable" >&2
+    else
+        if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+            systemctl disable --quiet babeld 2>/dev/null || true
+        fi
+        if command -v update-rc.d >/dev/null 2>&1; then
+            update-rc.d babeld disable >/dev/null 2>&1 || true
+        fi
+    fi
 fi
 
 if [ -f "$HOME/.cargo/env" ]; then

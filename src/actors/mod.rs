@@ -3,6 +3,7 @@
 //! No actor awaits another actor's reply inside a handler: messages between actors are
 //! fire-and-forget, and results of outside calls come back as inputs.
 
+pub mod babel;
 pub mod chain;
 pub mod clock;
 pub mod driver;

@@ -1,6 +1,7 @@
 //! The command line. Thin: it parses, builds the node from its parts and starts the actors.
 
 mod demo;
+mod route;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -17,6 +18,9 @@ enum Command {
     /// Run the usage machine on simulated tunnel counters, logging to a real event log.
     /// Kill it at any moment and run it again: it recovers; `replay` reads the log.
     Demo(demo::DemoArgs),
+    /// Run a routing node: Babel with lastmile's route vector on the named interfaces, the
+    /// selected routes installed in the kernel, events in a real event log.
+    Route(route::RouteArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -24,6 +28,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Route(args) => route::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ pub mod chain;
 pub mod counters;
 pub mod flash;
 pub mod gate;
+pub mod interfaces;
 pub mod journal;
 pub mod keyfile;
 pub mod prober;

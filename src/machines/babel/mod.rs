@@ -637,6 +637,17 @@ impl BabelMachine {
             for iface in self.interfaces.values_mut() {
                 iface.outbox.prefixes.insert(prefix);
             }
+        } else if let (Some(o), Some(n)) = (old, new) {
+            // A switch to a route through another interface, however small the change:
+            // split horizon (§3.7.4) hid the route from the old interface, which must now
+            // hear it, and the new one must hear the retraction.
+            if o.via_ifindex != n.via_ifindex {
+                for ifindex in [o.via_ifindex, n.via_ifindex].into_iter().flatten() {
+                    if let Some(iface) = self.interfaces.get_mut(&ifindex) {
+                        iface.outbox.prefixes.insert(prefix);
+                    }
+                }
+            }
         }
     }
 
@@ -836,8 +847,10 @@ impl BabelMachine {
         };
         if u.router_id == self.config.router_id {
             // Our own route, echoed back (or from before a restart of ours): make sure our
-            // current seqno is newer than whatever the network still holds (§3.5.3).
-            if self.originated.contains(&prefix) && !u.is_retraction() && !seqno_newer(self.seqno, u.seqno) {
+            // current seqno is newer than whatever the network still holds (§3.5.3). An echo
+            // of our current seqno is normal (no split horizon, or a cycle) and changes nothing:
+            // bumping on it would start a new round of echoes, forever.
+            if self.originated.contains(&prefix) && !u.is_retraction() && seqno_newer(u.seqno, self.seqno) {
                 self.seqno = u.seqno.wrapping_add(1);
                 self.trigger_all_originated();
             }
@@ -943,13 +956,28 @@ impl BabelMachine {
             self.trigger(r.prefix);
             return;
         }
-        if r.hop_count < 2 || sel.neighbour == nid {
+        if r.hop_count < 2 {
             return;
         }
+        // Forward to the selected route's neighbour; never back to the requester, but then to
+        // the neighbour of a feasible route, else of any route with a finite metric
+        // (RFC 8966 §3.8.1.2): the requester is often our next hop just before we learn it
+        // lost its route.
+        let next = if sel.neighbour != nid {
+            Some(sel.neighbour)
+        } else {
+            let others = || d.routes.iter().filter(|x| x.neighbour != nid && self.metric(x) != INFINITY);
+            others()
+                .filter(|x| self.feasible(r.prefix, x.router_id, x.seqno, x.refmetric))
+                .min_by_key(|x| self.metric(x))
+                .or_else(|| others().min_by_key(|x| self.metric(x)))
+                .map(|x| x.neighbour)
+        };
+        let Some(next) = next else { return };
         if self.requests.get(&(r.prefix, r.router_id)).is_some_and(|p| !seqno_newer(r.seqno, p.seqno)) {
             return;
         }
-        let Some(n) = self.neighbours.get(&sel.neighbour) else { return };
+        let Some(n) = self.neighbours.get(&next) else { return };
         let to = (n.ifindex, n.address, r.hop_count - 1);
         let _ = source;
         self.send_seqno_request(r.prefix, r.router_id, r.seqno, Some(to));
@@ -987,6 +1015,9 @@ impl BabelMachine {
         let ifindex = n.ifindex;
         if let Some(n) = self.neighbours.get_mut(&nid) {
             n.usable = usable;
+            if usable && !was_usable {
+                n.loss_window = 0;
+            }
         }
         if usable && !was_usable {
             if let Some(iface) = self.interfaces.get_mut(&ifindex) {

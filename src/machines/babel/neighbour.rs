@@ -40,6 +40,8 @@ pub struct Neighbour {
     pub rtt_us: Option<u32>,
     /// Whether the link was usable at the last check (to notice the transitions).
     pub usable: bool,
+    /// Expected Hellos since the link last became usable (saturating at 16): the loss window.
+    pub loss_window: u8,
 }
 
 /// How late a Hello may be before it counts as missed, as a multiple of its interval (in
@@ -61,6 +63,7 @@ impl Neighbour {
             last_timestamp: None,
             rtt_us: None,
             usable: false,
+            loss_window: 0,
         }
     }
 
@@ -77,8 +80,19 @@ impl Neighbour {
                 self.history = 1;
                 self.expected_count = 1;
             } else if gap < 0 {
-                // A late or repeated Hello (its seqno was already counted as missed or
-                // received): just resynchronise.
+                // A late Hello, already counted as missed when its deadline passed (senders
+                // jitter: babeld's gaps reach 1.36 intervals): credit it back. A repeated one
+                // changes nothing.
+                let age = (-gap - 1) as u32;
+                let was_missed = age < 16 && self.history & (1 << age) == 0;
+                if age < 16 {
+                    self.history |= 1 << age;
+                }
+                // It was the newest expected: the next one is due an interval after it.
+                if was_missed && gap == -1 && interval_cs != 0 {
+                    self.hello_deadline_ms = now_ms + u64::from(interval_cs) * 10 * HELLO_GRACE_EIGHTHS / 8;
+                }
+                return;
             } else {
                 let gap = gap as u32;
                 self.history = if gap >= 16 { 0 } else { self.history << gap };
@@ -86,6 +100,7 @@ impl Neighbour {
                 self.expected_count = (u32::from(self.expected_count) + gap + 1).min(16) as u8;
             }
         }
+        self.loss_window = self.loss_window.saturating_add(1).min(16);
         self.expected_seqno = seqno.wrapping_add(1);
         self.hello_interval_ms = u64::from(interval_cs) * 10;
         self.hello_deadline_ms = if interval_cs == 0 {
@@ -97,6 +112,7 @@ impl Neighbour {
 
     /// The Hello expected by `hello_deadline_ms` did not come.
     pub fn missed_hello(&mut self) {
+        self.loss_window = self.loss_window.saturating_add(1).min(16);
         self.history <<= 1;
         self.expected_seqno = self.expected_seqno.wrapping_add(1);
         self.expected_count = (self.expected_count + 1).min(16);
@@ -150,7 +166,10 @@ impl Neighbour {
     /// Loss of the link in micro-nepers, −ln(fraction of expected Hellos received), from
     /// our side's history (the link is taken as symmetric).
     pub fn loss_micro_nepers(&self) -> u32 {
-        let window = u32::from(self.expected_count.max(1));
+        let window = u32::from(self.expected_count.min(self.loss_window));
+        if window == 0 {
+            return 0;
+        }
         let got = self.received_of_last(window);
         if got == 0 {
             return u32::MAX;
@@ -197,6 +216,45 @@ mod tests {
         a.hello(20, 100, 5_000);
         a.hello(22, 100, 7_000);
         assert_eq!(a.history & 0b111, 0b101);
+    }
+
+    // A Hello that arrives after its deadline (sender jitter) is credited back, and the next
+    // deadline counts from it.
+    #[test]
+    fn a_late_hello_is_credited_back() {
+        let mut a = n();
+        a.txcost = 96;
+        a.hello(1, 100, 0);
+        a.hello(2, 100, 1_000);
+        assert_eq!(a.hello_deadline_ms, 2_250);
+        a.missed_hello();
+        assert_eq!(a.history & 0b111, 0b110);
+        a.hello(3, 100, 2_300);
+        assert_eq!(a.history & 0b111, 0b111);
+        assert_eq!(a.hello_deadline_ms, 3_550);
+        // Repeats and old Hellos change nothing.
+        a.hello(3, 100, 2_400);
+        a.hello(2, 100, 2_500);
+        assert_eq!(a.history & 0b111, 0b111);
+        assert_eq!(a.hello_deadline_ms, 3_550);
+    }
+
+    // After an outage the loss window starts again: the Hellos missed while the link was
+    // down are an outage, not loss on the link that came back.
+    #[test]
+    fn the_loss_window_restarts_when_the_link_comes_back() {
+        let mut a = n();
+        for s in 0..16 {
+            a.hello(s, 100, u64::from(s) * 1000);
+        }
+        for _ in 0..5 {
+            a.missed_hello();
+        }
+        assert!(a.loss_micro_nepers() > 300_000);
+        a.loss_window = 0;
+        a.hello(21, 100, 21_000);
+        a.hello(22, 100, 22_000);
+        assert_eq!(a.loss_micro_nepers(), 0);
     }
 
     #[test]

@@ -54,13 +54,14 @@ pub struct ScoreWeights {
     pub price_unit: u64,
     /// Microseconds from which RTT starts to count.
     pub rtt_unit_us: u64,
-    /// Micro-nepers from which loss starts to count (1,000 µNp ≈ 0.1% loss).
+    /// Micro-nepers from which loss starts to count (10,000 µNp ≈ 1% loss: below that, the
+    /// Hello-based estimate of a link, in steps of one Hello in 16, is noise).
     pub loss_unit: u64,
 }
 
 impl Default for ScoreWeights {
     fn default() -> Self {
-        Self { price: 1, rtt: 1, loss: 1, price_unit: 1, rtt_unit_us: 1_000, loss_unit: 1_000 }
+        Self { price: 1, rtt: 1, loss: 1, price_unit: 1, rtt_unit_us: 1_000, loss_unit: 10_000 }
     }
 }
 

@@ -1,0 +1,679 @@
+//! The routing node's shell: the Babel machine in a [`Driver`], and the executors of its
+//! effects.
+//!
+//! ```text
+//!   BabelSocket ──receive loop──Input(Received)────────► Driver<BabelMachine>
+//!   LinkWatcher ──Input(InterfaceUp / InterfaceDown)──►      │ (stamp → handle → drain)
+//!        │ (joins ff02::1:6 when a link comes up)             │
+//!        ▼                                                    ├─ Send ──► send loop ──► BabelSocket
+//!   BabelSocket                                               ├─ Route ─► RouteExecutor ──batch──► KernelRoutes
+//!                                                             │   └─────► RouteSelected hook (CLI; billing later)
+//!                                                             └─ Probe ─► probe loop ──Input(Probed)──► Driver
+//!   Responder (UDP 6697) echoes other nodes' probes
+//! ```
+//!
+//! - The socket executor is two spawned futures: a send loop draining a channel in order (the
+//!   driver's deliver closure only enqueues), and a receive loop turning datagrams into
+//!   `Received` inputs. The socket drops and counts datagrams whose source is not link-local
+//!   (RFC 8966 §4), before the machine sees them.
+//! - [`RouteExecutor`] keeps the latest wanted change per destination and applies what has
+//!   accumulated as one batch over rtnetlink, one batch in flight at a time (changes arriving
+//!   meanwhile form the next batch). Failures are logged and retried with the next batch, and
+//!   on a back-off timer; nothing panics. Every few seconds it compares the kernel's routes of
+//!   ours with what the machine wants and repairs the difference (the kernel drops routes
+//!   through an interface that blinks down, faster than the link watcher may notice). At
+//!   start it purges routes a previous run left behind; at [`BabelNode::shutdown`] it removes
+//!   every route of ours.
+//! - [`LinkWatcher`] polls the named interfaces (index, up and running, link-local address)
+//!   every second or so and turns changes into `InterfaceDown`/`InterfaceUp` inputs, joining
+//!   the multicast group again when a link comes back.
+//! - Every route change also goes out as a [`RouteSelected`] through a [`Deliver`] hook.
+//! - End-to-end probes: a `Probe` effect for a host route goes to the probe loop, which runs
+//!   [`prober::probe`] toward the destination's address in a spawned future and gives the
+//!   result back to the machine as `Probed` (verifiable metrics). Every node answers probes
+//!   with a [`Responder`] on [`prober::PROBE_PORT`]. Which destinations are probed is the machine's
+//!   `InUse` set: until traffic counters feed it, the operator names them
+//!   ([`BabelNodeConfig::in_use`]).
+//!
+//! Nothing here awaits another actor: effects are fire-and-forget messages or channel sends,
+//! and the kernel's answers come back to the executor as the results of futures it spawned
+//! into its own context. Only [`BabelNode::shutdown`], which runs outside every actor, waits.
+
+use super::clock::Clock;
+use super::driver::{Deliver, Driver, Input};
+use super::log_writer::LogWriter;
+use crate::machines::babel::{
+    BabelConfig, BabelEffect, BabelInput, BabelMachine, InterfaceConfig, ProbeReport, RouteChange, SendTo,
+    TrustLedger, Via,
+};
+use crate::os::babel_socket::BabelSocket;
+use crate::os::interfaces;
+use crate::os::prober::{self, ProbePlan, Responder};
+use crate::os::routes::{Destination, KernelRoute, KernelRoutes, RouteError, RouteOp};
+use crate::wire::babel::Prefix;
+use actix::prelude::*;
+use std::collections::BTreeMap;
+use std::net::Ipv6Addr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// The selected route to a destination changed: the neighbour that now forwards our bytes to
+/// it and the path price that neighbour advertised (what it charges us per byte; `None`:
+/// unpriced), or `via: None` when the destination became unreachable.
+///
+/// This is what billing consumes: a usage link is (neighbour, destination), and this message
+/// becomes its `UsageInput::PriceSelected`. Billing is not wired into a live routing node yet,
+/// so the node hands these to a [`Deliver`] hook: `lastmile route` prints them and keeps its
+/// status file with them; tests observe them there.
+#[derive(Message, Clone, Copy, Debug, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub struct RouteSelected {
+    pub prefix: Prefix,
+    pub via: Option<Via>,
+    pub price_per_byte: Option<u64>,
+}
+
+impl From<&RouteChange> for RouteSelected {
+    fn from(c: &RouteChange) -> Self {
+        RouteSelected { prefix: c.prefix, via: c.via, price_per_byte: c.price_per_byte }
+    }
+}
+
+/// The kernel's view of a Babel prefix (same value, the adapter's type).
+pub fn destination(prefix: Prefix) -> Option<Destination> {
+    Destination::new(prefix.addr(), prefix.len())
+}
+
+/// The kernel operation a route change asks for: replace our route to the destination, or
+/// delete it.
+pub fn kernel_op(change: &RouteChange) -> Option<RouteOp> {
+    let dst = destination(change.prefix)?;
+    Some(match change.via {
+        Some(v) => RouteOp::Replace(KernelRoute { dst, via: v.next_hop, ifindex: v.ifindex }),
+        None => RouteOp::Delete(dst),
+    })
+}
+
+fn destination_of(op: &RouteOp) -> Destination {
+    match op {
+        RouteOp::Replace(r) => r.dst,
+        RouteOp::Delete(d) => *d,
+    }
+}
+
+/// Apply this route change to the kernel (fire and forget).
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct ApplyRoute(pub RouteOp);
+
+/// Apply what is pending, then remove every route of ours, and answer with how many the final
+/// purge found. Changes arriving afterwards are ignored: the node is stopping.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DrainRoutes(pub oneshot::Sender<Result<usize, RouteError>>);
+
+/// Counters of the route executor, for logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteStats {
+    pub batches: u64,
+    pub applied: u64,
+    pub failed: u64,
+}
+
+const RETRY_FIRST_MS: u64 = 1_000;
+const RETRY_MAX_MS: u64 = 30_000;
+/// How often the kernel's routes of ours are compared with the wanted ones.
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+
+/// Applies route changes to the kernel in batches (see the module docs).
+pub struct RouteExecutor {
+    kernel: Rc<KernelRoutes>,
+    /// The latest change wanted per destination, not yet applied.
+    pending: BTreeMap<Destination, RouteOp>,
+    /// Every route the machine wants in the kernel now.
+    wanted: BTreeMap<Destination, KernelRoute>,
+    /// Changes the kernel refused, retried with the next batch or when the timer fires.
+    failed: BTreeMap<Destination, RouteOp>,
+    /// A batch (or the purge) is in flight.
+    busy: bool,
+    /// A flush is scheduled.
+    scheduled: bool,
+    retry_ms: u64,
+    retry_timer: Option<SpawnHandle>,
+    retry_due: bool,
+    drains: Vec<oneshot::Sender<Result<usize, RouteError>>>,
+    stopped: bool,
+    stats: RouteStats,
+}
+
+impl RouteExecutor {
+    pub fn new(kernel: KernelRoutes) -> Self {
+        RouteExecutor {
+            kernel: Rc::new(kernel),
+            pending: BTreeMap::new(),
+            wanted: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            busy: false,
+            scheduled: false,
+            retry_ms: RETRY_FIRST_MS,
+            retry_timer: None,
+            retry_due: false,
+            drains: Vec::new(),
+            stopped: false,
+            stats: RouteStats::default(),
+        }
+    }
+
+    /// Flushes soon (after the messages already in the mailbox, so that the effects of one
+    /// machine step form one batch) unless a batch is in flight: its completion flushes.
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || self.scheduled {
+            return;
+        }
+        let work = !self.pending.is_empty() || (self.retry_due && !self.failed.is_empty());
+        if !work {
+            if !self.drains.is_empty() {
+                self.finish_drain(ctx);
+            }
+            return;
+        }
+        self.scheduled = true;
+        ctx.run_later(Duration::ZERO, |act, ctx| {
+            act.scheduled = false;
+            act.flush(ctx);
+        });
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            return;
+        }
+        // Refused changes go again, unless a newer change to the same destination replaces them.
+        let mut batch = std::mem::take(&mut self.failed);
+        batch.append(&mut self.pending);
+        self.retry_due = false;
+        if batch.is_empty() {
+            self.schedule(ctx);
+            return;
+        }
+        let ops: Vec<RouteOp> = batch.into_values().collect();
+        self.busy = true;
+        self.stats.batches += 1;
+        let kernel = Rc::clone(&self.kernel);
+        ctx.spawn(
+            async move { kernel.apply(&ops).await }
+                .into_actor(self)
+                .map(|results, act, ctx| act.applied(results, ctx)),
+        );
+    }
+
+    fn applied(&mut self, results: Vec<(RouteOp, Result<(), RouteError>)>, ctx: &mut Context<Self>) {
+        self.busy = false;
+        let mut refused = 0;
+        for (op, result) in results {
+            match result {
+                Ok(()) => self.stats.applied += 1,
+                // Gone already (its interface went away and took it along): what we wanted.
+                Err(e) if matches!(op, RouteOp::Delete(_)) && e.is_not_found() => self.stats.applied += 1,
+                Err(e) => {
+                    refused += 1;
+                    self.stats.failed += 1;
+                    tracing::warn!(%e, "route change refused; retried with the next change");
+                    let dst = destination_of(&op);
+                    if !self.pending.contains_key(&dst) {
+                        self.failed.insert(dst, op);
+                    }
+                }
+            }
+        }
+        tracing::debug!(stats = ?self.stats, refused, "route batch applied");
+        if self.failed.is_empty() {
+            self.retry_ms = RETRY_FIRST_MS;
+        } else if self.retry_timer.is_none() && !self.stopped {
+            let wait = Duration::from_millis(self.retry_ms);
+            self.retry_ms = (self.retry_ms * 2).min(RETRY_MAX_MS);
+            self.retry_timer = Some(ctx.run_later(wait, |act, ctx| {
+                act.retry_timer = None;
+                act.retry_due = true;
+                act.schedule(ctx);
+            }));
+        }
+        self.schedule(ctx);
+    }
+
+    /// Compares the kernel's routes of ours with the wanted ones and queues what repairs the
+    /// difference. Skipped while a batch is in flight or changes wait.
+    fn reconcile(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || self.scheduled || self.stopped || !self.pending.is_empty() {
+            return;
+        }
+        self.busy = true;
+        let kernel = Rc::clone(&self.kernel);
+        ctx.spawn(async move { kernel.list_ours().await }.into_actor(self).map(|listed, act, ctx| {
+            act.busy = false;
+            match listed {
+                Ok(routes) => act.repair(&routes),
+                Err(e) => tracing::warn!(%e, "cannot list our kernel routes"),
+            }
+            act.schedule(ctx);
+        }));
+    }
+
+    /// Queues a replace for every wanted route the kernel lacks (or has otherwise) and a delete
+    /// for every route of ours nobody wants. Destinations with a change already waiting, or
+    /// whose change was refused (retried with back-off), are left alone.
+    fn repair(&mut self, in_kernel: &[KernelRoute]) {
+        if self.stopped {
+            return;
+        }
+        let untouched = |d: &Destination| !self.pending.contains_key(d) && !self.failed.contains_key(d);
+        let present: BTreeMap<Destination, KernelRoute> = in_kernel.iter().map(|r| (r.dst, *r)).collect();
+        let mut repairs = Vec::new();
+        for (dst, route) in &self.wanted {
+            if untouched(dst) && present.get(dst) != Some(route) {
+                repairs.push(RouteOp::Replace(*route));
+            }
+        }
+        for dst in present.keys() {
+            if untouched(dst) && !self.wanted.contains_key(dst) {
+                repairs.push(RouteOp::Delete(*dst));
+            }
+        }
+        if !repairs.is_empty() {
+            tracing::info!(n = repairs.len(), "the kernel's routes differ from ours; repairing");
+        }
+        for op in repairs {
+            self.pending.insert(destination_of(&op), op);
+        }
+    }
+
+    /// Everything asked for was applied: remove every route of ours and answer the drains.
+    fn finish_drain(&mut self, ctx: &mut Context<Self>) {
+        self.busy = true;
+        self.stopped = true;
+        if let Some(t) = self.retry_timer.take() {
+            ctx.cancel_future(t);
+        }
+        self.failed.clear();
+        let kernel = Rc::clone(&self.kernel);
+        ctx.spawn(async move { kernel.purge_stale().await }.into_actor(self).map(|result, act, _ctx| {
+            act.busy = false;
+            for d in act.drains.drain(..) {
+                let _ = d.send(result.clone());
+            }
+        }));
+    }
+}
+
+impl Actor for RouteExecutor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Routes a previous run left behind go first; changes wait until that is done.
+        self.busy = true;
+        let kernel = Rc::clone(&self.kernel);
+        ctx.spawn(async move { kernel.purge_stale().await }.into_actor(self).map(|result, act, ctx| {
+            match result {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(n, "removed routes a previous run left behind"),
+                Err(e) => tracing::warn!(%e, "cannot purge stale routes"),
+            }
+            act.busy = false;
+            act.schedule(ctx);
+        }));
+        ctx.run_interval(RECONCILE_EVERY, |act, ctx| act.reconcile(ctx));
+    }
+}
+
+impl Handler<ApplyRoute> for RouteExecutor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplyRoute, ctx: &mut Context<Self>) {
+        if self.stopped {
+            return;
+        }
+        match msg.0 {
+            RouteOp::Replace(r) => self.wanted.insert(r.dst, r),
+            RouteOp::Delete(d) => self.wanted.remove(&d),
+        };
+        self.pending.insert(destination_of(&msg.0), msg.0);
+        self.schedule(ctx);
+    }
+}
+
+impl Handler<DrainRoutes> for RouteExecutor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DrainRoutes, ctx: &mut Context<Self>) {
+        self.drains.push(msg.0);
+        // Pending changes are applied first (their removals are what the purge checks);
+        // refused ones are not waited for.
+        self.retry_due = false;
+        self.schedule(ctx);
+    }
+}
+
+/// What the send loop is given: a packet, or a marker answered once every packet before it
+/// has been handed to the kernel.
+enum Outgoing {
+    Packet { ifindex: u32, to: SendTo, bytes: Vec<u8> },
+    Flushed(oneshot::Sender<()>),
+}
+
+async fn send_loop(socket: Arc<BabelSocket>, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
+    // The last error per interface: a link that stays broken is reported once, not per Hello.
+    let mut broken: BTreeMap<u32, String> = BTreeMap::new();
+    while let Some(item) = queue.recv().await {
+        let (ifindex, to, bytes) = match item {
+            Outgoing::Flushed(done) => {
+                let _ = done.send(());
+                continue;
+            }
+            Outgoing::Packet { ifindex, to, bytes } => (ifindex, to, bytes),
+        };
+        let sent = match to {
+            SendTo::Multicast => socket.send_multicast(ifindex, &bytes).await,
+            SendTo::Unicast(neighbour) => socket.send_unicast(ifindex, neighbour, &bytes).await,
+        };
+        match sent {
+            Ok(()) => {
+                if broken.remove(&ifindex).is_some() {
+                    tracing::info!(ifindex, "sending Babel packets works again");
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if broken.get(&ifindex) != Some(&text) {
+                    tracing::warn!(ifindex, ?to, %e, "cannot send a Babel packet (repeats are not logged)");
+                    broken.insert(ifindex, text);
+                }
+            }
+        }
+    }
+}
+
+async fn receive_loop(socket: Arc<BabelSocket>, driver: Addr<Driver<BabelMachine>>) {
+    loop {
+        match socket.recv().await {
+            Ok(d) => driver.do_send(Input(BabelInput::Received {
+                ifindex: d.ifindex,
+                source: d.source,
+                bytes: d.bytes,
+            })),
+            Err(e) => {
+                tracing::warn!(%e, "receiving Babel packets failed");
+                actix_rt::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// One interface the node speaks on, as the watcher last saw it.
+struct Watched {
+    name: String,
+    config: InterfaceConfig,
+    /// Up and running with this index and link-local address (as told to the machine).
+    up: Option<(u32, Ipv6Addr)>,
+}
+
+/// Stop watching links (the node is stopping).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopWatching;
+
+/// Polls the node's interfaces and tells the machine when one comes up or goes down.
+pub struct LinkWatcher {
+    interfaces: Vec<Watched>,
+    socket: Arc<BabelSocket>,
+    driver: Addr<Driver<BabelMachine>>,
+    every: Duration,
+}
+
+impl LinkWatcher {
+    fn check(&mut self) {
+        for w in &mut self.interfaces {
+            let now = match interfaces::link_state(&w.name) {
+                Ok(Some(s)) if s.running => s.link_local.map(|ll| (s.ifindex, ll)),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(interface = %w.name, %e, "cannot read the interface's state");
+                    continue;
+                }
+            };
+            if now == w.up {
+                continue;
+            }
+            if let Some((ifindex, _)) = w.up.take() {
+                tracing::info!(interface = %w.name, ifindex, "link down");
+                self.driver.do_send(Input(BabelInput::InterfaceDown { ifindex }));
+            }
+            if let Some((ifindex, link_local)) = now {
+                // Joining again is harmless; the kernel forgets memberships of interfaces that
+                // went away. If it fails, the next check tries again.
+                if let Err(e) = self.socket.join(ifindex) {
+                    tracing::warn!(interface = %w.name, %e, "cannot join ff02::1:6");
+                    continue;
+                }
+                tracing::info!(interface = %w.name, ifindex, %link_local, "link up");
+                self.driver.do_send(Input(BabelInput::InterfaceUp { ifindex, link_local, config: w.config }));
+                w.up = now;
+            }
+        }
+    }
+}
+
+impl Actor for LinkWatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.check();
+        ctx.run_interval(self.every, |act, _| act.check());
+    }
+}
+
+impl Handler<StopWatching> for LinkWatcher {
+    type Result = ();
+
+    fn handle(&mut self, _msg: StopWatching, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// Runs each requested probe in its own future and gives the result to the machine. Only
+/// host routes are probed: the probe goes to the destination's own address.
+async fn probe_loop(
+    plan: ProbePlan,
+    mut requests: mpsc::UnboundedReceiver<Prefix>,
+    driver: Addr<Driver<BabelMachine>>,
+) {
+    while let Some(prefix) = requests.recv().await {
+        let host = if prefix.is_ipv4() { 32 } else { 128 };
+        if prefix.len() != host {
+            tracing::debug!(%prefix, "not a host route: not probed");
+            continue;
+        }
+        let driver = driver.clone();
+        actix_rt::spawn(async move {
+            match prober::probe(prefix.addr(), plan).await {
+                Ok(m) => driver.do_send(Input(BabelInput::Probed(ProbeReport {
+                    prefix,
+                    sent: m.sent,
+                    received: m.received,
+                    rtt_us: m.rtt_us,
+                }))),
+                Err(e) => tracing::warn!(%prefix, %e, "cannot probe"),
+            }
+        });
+    }
+}
+
+/// Answers other nodes' probes; a port already taken is logged, not fatal (routing works
+/// without it, other nodes just see this one as lossy).
+async fn respond(port: u16) {
+    match Responder::bind(port).await {
+        Ok(r) => {
+            if let Err(e) = r.serve().await {
+                tracing::warn!(%e, "probe responder stopped");
+            }
+        }
+        Err(e) => tracing::warn!(%e, port, "cannot answer probes"),
+    }
+}
+
+/// How a routing node runs.
+#[derive(Clone, Debug)]
+pub struct BabelNodeConfig {
+    pub babel: BabelConfig,
+    /// Interfaces by name, each with its configuration.
+    pub interfaces: Vec<(String, InterfaceConfig)>,
+    /// Prefixes this node announces.
+    pub originate: Vec<Prefix>,
+    /// UDP port (6696 for Babel).
+    pub port: u16,
+    /// How often the interfaces' state is read.
+    pub link_poll: Duration,
+    /// Destinations to probe end to end (the machine's `InUse` set).
+    pub in_use: Vec<Prefix>,
+    /// How probes are run; the port is also where this node's responder listens (`None`:
+    /// neither probes nor a responder).
+    pub probes: Option<ProbePlan>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot open the Babel socket: {0}")]
+    Socket(std::io::Error),
+    #[error("{0}")]
+    Routes(RouteError),
+}
+
+/// What [`BabelNode::shutdown`] achieved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// The wildcard retraction left on every interface in time.
+    pub retracted: bool,
+    /// How many routes of ours the final purge removed (`None`: it failed or timed out).
+    pub routes_purged: Option<usize>,
+    /// Datagrams dropped because their source was not link-local.
+    pub dropped_non_link_local: u64,
+}
+
+/// A running routing node: the driver and its executors (see the module docs).
+pub struct BabelNode {
+    driver: Addr<Driver<BabelMachine>>,
+    routes: Addr<RouteExecutor>,
+    watcher: Addr<LinkWatcher>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    socket: Arc<BabelSocket>,
+    receiver: actix_rt::task::JoinHandle<()>,
+    sender: actix_rt::task::JoinHandle<()>,
+    /// The probe loop and the responder.
+    probing: Vec<actix_rt::task::JoinHandle<()>>,
+}
+
+impl BabelNode {
+    /// Starts the node's actors on the current actix system. Its sockets (UDP and netlink)
+    /// belong to the network namespace of the calling thread. `selected` is told of every
+    /// change of a selected route.
+    pub fn start(
+        config: BabelNodeConfig,
+        trust: TrustLedger,
+        clock: Clock,
+        log: Addr<LogWriter>,
+        selected: Deliver<RouteSelected>,
+    ) -> Result<BabelNode, NodeError> {
+        let socket = Arc::new(BabelSocket::bind(config.port).map_err(NodeError::Socket)?);
+        let kernel = KernelRoutes::connect().map_err(NodeError::Routes)?;
+        let routes = RouteExecutor::new(kernel).start();
+        let (outgoing, queue) = mpsc::unbounded_channel();
+        let sender = actix_rt::spawn(send_loop(Arc::clone(&socket), queue));
+
+        let to_socket = outgoing.clone();
+        let to_kernel = routes.clone();
+        let (to_prober, probe_requests) = mpsc::unbounded_channel();
+        let deliver: Deliver<BabelEffect> = Arc::new(move |effect| match effect {
+            BabelEffect::Send { ifindex, to, bytes } => {
+                // Fails only once the send loop is gone, i.e. while stopping.
+                let _ = to_socket.send(Outgoing::Packet { ifindex, to, bytes });
+            }
+            BabelEffect::Route(change) => {
+                match kernel_op(&change) {
+                    Some(op) => to_kernel.do_send(ApplyRoute(op)),
+                    None => tracing::warn!(prefix = %change.prefix, "not a kernel destination"),
+                }
+                selected(RouteSelected::from(&change));
+            }
+            BabelEffect::Probe { prefix } => {
+                // Fails only once the probe loop is gone (no probes configured, or stopping).
+                let _ = to_prober.send(prefix);
+            }
+        });
+        let machine = BabelMachine::new(config.babel, trust, clock.now());
+        let driver = Driver::new(machine, clock, log, deliver).start();
+        let receiver = actix_rt::spawn(receive_loop(Arc::clone(&socket), driver.clone()));
+        let mut probing = Vec::new();
+        if let Some(plan) = config.probes {
+            probing.push(actix_rt::spawn(probe_loop(plan, probe_requests, driver.clone())));
+            probing.push(actix_rt::spawn(respond(plan.port)));
+        }
+        for prefix in &config.originate {
+            driver.do_send(Input(BabelInput::Originate(*prefix)));
+        }
+        if !config.in_use.is_empty() {
+            driver.do_send(Input(BabelInput::InUse(config.in_use.clone())));
+        }
+        let interfaces =
+            config.interfaces.into_iter().map(|(name, config)| Watched { name, config, up: None }).collect();
+        let watcher = LinkWatcher {
+            interfaces,
+            socket: Arc::clone(&socket),
+            driver: driver.clone(),
+            every: config.link_poll,
+        }
+        .start();
+        Ok(BabelNode { driver, routes, watcher, outgoing, socket, receiver, sender, probing })
+    }
+
+    /// The driver, to give the machine further inputs (`Originate`, `Withdraw`, `InUse`).
+    pub fn driver(&self) -> &Addr<Driver<BabelMachine>> {
+        &self.driver
+    }
+
+    /// Stops the node: the wildcard retraction goes out on every interface, then every kernel
+    /// route of ours is removed. Each of the two waits at most `within`.
+    pub async fn shutdown(self, within: Duration) -> ShutdownReport {
+        self.watcher.do_send(StopWatching);
+        self.receiver.abort();
+        for task in &self.probing {
+            task.abort();
+        }
+        // Waiting here is outside every actor. Once the driver has handled Shutdown, its
+        // packets are in the send queue and its route removals in the executor's mailbox, so
+        // the markers sent next are behind them.
+        let handled = tokio::time::timeout(within, self.driver.send(Input(BabelInput::Shutdown))).await;
+        if !matches!(handled, Ok(Ok(()))) {
+            tracing::warn!("the routing machine did not take the shutdown in time");
+        }
+        let (sent, sent_rx) = oneshot::channel();
+        let (drained, drained_rx) = oneshot::channel();
+        let _ = self.outgoing.send(Outgoing::Flushed(sent));
+        self.routes.do_send(DrainRoutes(drained));
+        let retracted = matches!(tokio::time::timeout(within, sent_rx).await, Ok(Ok(())));
+        let routes_purged = match tokio::time::timeout(within, drained_rx).await {
+            Ok(Ok(Ok(n))) => Some(n),
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(%e, "cannot remove our routes");
+                None
+            }
+            _ => None,
+        };
+        self.sender.abort();
+        ShutdownReport {
+            retracted,
+            routes_purged,
+            dropped_non_link_local: self.socket.dropped_non_link_local(),
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! `lastmile route`: a live routing node. Speaks Babel (with lastmile's route vector) on the
+//! named interfaces, announces the given prefixes, installs the selected routes in the kernel
+//! and logs its events to a real event log.
+//!
+//! ```text
+//! lastmile route --interface eth1 --interface wg0:tunnel --originate 2001:db8:1::/64 \
+//!     --originate 192.0.2.0/28 --log-dir /var/lib/lastmile --hello-ms 1000 --lifetime-s 60 \
+//!     --status /run/lastmile.routes
+//! ```
+//!
+//! Prints one line per fact, flushed at once (for people and tests): `started …`, then
+//! `selected PREFIX via NEXT-HOP dev IFNAME neighbour ADDR price N|unpriced` or
+//! `selected PREFIX unreachable` for every change of a selected route (what billing will
+//! consume), and `stopped …`. With `--status FILE` the whole table of selected routes is kept
+//! in FILE (same format without the `selected ` word, one route per line, rewritten
+//! atomically at most every 50 ms; empty while nothing is reachable).
+//!
+//! It stops on SIGTERM, on an interrupt or when `--lifetime-s` is over: it sends the wildcard
+//! retraction on every interface, removes its kernel routes and exits with status 0.
+
+use crate::actors::babel::{BabelNode, BabelNodeConfig, RouteSelected};
+use crate::actors::clock::Clock;
+use crate::actors::driver::Deliver;
+use crate::actors::log_writer::{LogWriter, Shutdown};
+use crate::machines::babel::{BabelConfig, InterfaceConfig, LinkKind};
+use crate::os::flash::{self, FlashConfig};
+use crate::os::interfaces;
+use crate::os::journal::JournalConfig;
+use crate::os::prober::ProbePlan;
+use crate::wire::babel::{Prefix, RouterId, PORT};
+use actix::prelude::*;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct RouteArgs {
+    /// An interface to speak Babel on, and its kind (default wired). Repeatable.
+    #[arg(long = "interface", value_name = "NAME[:wired|tunnel|wireless]", required = true, value_parser = parse_interface)]
+    interfaces: Vec<InterfaceArg>,
+    /// A prefix this node announces (IPv6 or IPv4, e.g. 2001:db8:1::/64, 192.0.2.0/28; a bare
+    /// address is a host route). Repeatable.
+    #[arg(long = "originate", value_name = "PREFIX", value_parser = parse_prefix)]
+    originate: Vec<Prefix>,
+    /// The router-id, 16 hex digits (colons allowed). Default: the low 8 bytes of the first
+    /// originated IPv6 prefix if they are a valid router-id (not all zeros, as they are for a
+    /// /64), else the EUI-64 of the first interface's MAC, else its link-local address's.
+    #[arg(long, value_name = "HEX", value_parser = parse_router_id)]
+    router_id: Option<RouterId>,
+    /// Hello interval of every interface (default: 4000, RFC 8966).
+    #[arg(long, value_name = "MS")]
+    hello_ms: Option<u64>,
+    /// Periodic update interval of every interface (default: 16000; 60000 on tunnels).
+    #[arg(long, value_name = "MS")]
+    update_ms: Option<u64>,
+    /// What this node charges per byte for forwarding (added to the path price it advertises).
+    #[arg(long, default_value_t = 0)]
+    fee: u64,
+    /// Data directory of the event log (created if missing).
+    #[arg(long, value_name = "DIR")]
+    log_dir: PathBuf,
+    /// Stop by itself after this many seconds (0: run until SIGTERM or interrupt).
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    lifetime_s: u64,
+    /// Keep the table of selected routes in this file.
+    #[arg(long, value_name = "FILE")]
+    status: Option<PathBuf>,
+    /// A destination in use, probed end to end to check what neighbours advertise (a host
+    /// route of another node). Repeatable.
+    #[arg(long = "probe", value_name = "PREFIX", value_parser = parse_prefix)]
+    probe: Vec<Prefix>,
+    /// Neither answer nor send end-to-end probes.
+    #[arg(long)]
+    no_probes: bool,
+    /// How often the interfaces' state (up, link-local address) is read.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    link_poll_ms: u64,
+}
+
+#[derive(Clone, Debug)]
+struct InterfaceArg {
+    name: String,
+    kind: LinkKind,
+}
+
+fn parse_interface(s: &str) -> Result<InterfaceArg, String> {
+    let (name, kind) = match s.split_once(':') {
+        None => (s, LinkKind::Wired),
+        Some((name, "wired")) => (name, LinkKind::Wired),
+        Some((name, "tunnel")) => (name, LinkKind::Tunnel),
+        Some((name, "wireless")) => (name, LinkKind::Wireless),
+        Some((_, other)) => {
+            return Err(format!("unknown interface kind {other:?} (wired, tunnel, wireless)"))
+        }
+    };
+    if name.is_empty() || name.len() > 15 {
+        return Err(format!("{name:?} is not an interface name"));
+    }
+    Ok(InterfaceArg { name: name.to_string(), kind })
+}
+
+fn parse_prefix(s: &str) -> Result<Prefix, String> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) => l.parse::<u8>().map_err(|e| format!("{s:?}: prefix length: {e}"))?,
+        None => max,
+    };
+    Prefix::new(addr, len).ok_or_else(|| format!("{s:?}: prefix length longer than {max}"))
+}
+
+fn parse_router_id(s: &str) -> Result<RouterId, String> {
+    let hex: String = s.chars().filter(|c| *c != ':').collect();
+    if hex.len() != 16 {
+        return Err(format!("{s:?}: a router-id is 16 hex digits"));
+    }
+    let mut id = [0u8; 8];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| format!("{s:?}: {e}"))?;
+    }
+    let id = RouterId(id);
+    if !id.is_valid() {
+        return Err(format!("{s:?}: a router-id is neither all zeros nor all ones"));
+    }
+    Ok(id)
+}
+
+fn interface_config(kind: LinkKind, hello_ms: Option<u64>, update_ms: Option<u64>) -> InterfaceConfig {
+    let mut c = match kind {
+        LinkKind::Wired => InterfaceConfig::wired(),
+        LinkKind::Tunnel => InterfaceConfig::tunnel(),
+        LinkKind::Wireless => InterfaceConfig::wireless(),
+    };
+    if let Some(ms) = hello_ms {
+        c = c.with_hello_ms(ms.max(10));
+    }
+    if let Some(ms) = update_ms {
+        c = c.with_update_ms(ms.max(10));
+    }
+    c
+}
+
+/// The default router-id (see `--router-id`).
+fn default_router_id(args: &RouteArgs) -> Result<RouterId, String> {
+    let from_prefix =
+        args.originate.iter().find(|p| !p.is_ipv4()).map(RouterId::from_prefix).filter(RouterId::is_valid);
+    if let Some(id) = from_prefix {
+        return Ok(id);
+    }
+    let first = &args.interfaces[0].name;
+    let state = interfaces::link_state(first)
+        .map_err(|e| format!("cannot read interface {first}: {e}"))?
+        .ok_or_else(|| format!("no interface {first}"))?;
+    let from_link = state.mac.map(interfaces::eui64).or_else(|| {
+        state.link_local.map(|ll| {
+            let mut id = [0u8; 8];
+            id.copy_from_slice(&ll.octets()[8..]);
+            id
+        })
+    });
+    from_link
+        .map(RouterId)
+        .filter(RouterId::is_valid)
+        .ok_or_else(|| format!("{first} has no MAC and no link-local address: give --router-id"))
+}
+
+pub fn run(args: RouteArgs) -> Result<(), Box<dyn std::error::Error>> {
+    for i in &args.interfaces {
+        if interfaces::link_state(&i.name)?.is_none() {
+            return Err(format!("no interface {}", i.name).into());
+        }
+    }
+    let router_id = match args.router_id {
+        Some(id) => id,
+        None => default_router_id(&args)?,
+    };
+    let mut babel = BabelConfig::new(router_id);
+    babel.fee_per_byte = args.fee;
+    let node_config = BabelNodeConfig {
+        babel,
+        interfaces: args
+            .interfaces
+            .iter()
+            .map(|i| (i.name.clone(), interface_config(i.kind, args.hello_ms, args.update_ms)))
+            .collect(),
+        originate: args.originate.clone(),
+        port: PORT,
+        link_poll: Duration::from_millis(args.link_poll_ms.max(10)),
+        in_use: args.probe.clone(),
+        probes: (!args.no_probes).then(ProbePlan::default),
+    };
+
+    std::fs::create_dir_all(&args.log_dir)
+        .map_err(|e| format!("cannot create {}: {e}", args.log_dir.display()))?;
+    let boot = flash::next_boot(&args.log_dir)?;
+    let opened = flash::open(&args.log_dir, FlashConfig::default())?;
+    let names: Vec<String> = args.interfaces.iter().map(|i| i.name.clone()).collect();
+
+    let system = System::new();
+    let outcome: Result<(), String> = system.block_on(async move {
+        let clock = Clock::start(boot);
+        let log = LogWriter::new(opened.store, opened.state.clone(), JournalConfig::default(), clock).start();
+        let status = args.status.clone().map(|path| StatusFile::new(path).start());
+        let to_status = status.clone();
+        let selected: Deliver<RouteSelected> = Arc::new(move |r: RouteSelected| {
+            say(format_args!("selected {}", describe(&r)));
+            if let Some(s) = &to_status {
+                s.do_send(r);
+            }
+        });
+        let node = match BabelNode::start(node_config, opened.state.routing, clock, log.clone(), selected) {
+            Ok(node) => node,
+            Err(e) => {
+                log.do_send(Shutdown);
+                return Err(e.to_string());
+            }
+        };
+        let originated: Vec<String> = args.originate.iter().map(Prefix::to_string).collect();
+        say(format_args!(
+            "started boot {boot} router-id {router_id} on {} originating [{}]",
+            names.join(","),
+            originated.join(" ")
+        ));
+        let why = wait_for_stop(args.lifetime_s).await;
+        let report = node.shutdown(Duration::from_secs(3)).await;
+        if let Some(s) = &status {
+            // The last changes (every route unreachable) are in the file before we exit.
+            let _ = s.send(WriteStatus).await;
+        }
+        say(format_args!(
+            "stopped ({why}): retraction sent {}, routes left and purged {}, non-link-local datagrams dropped {}",
+            report.retracted,
+            report.routes_purged.map_or("unknown".to_string(), |n| n.to_string()),
+            report.dropped_non_link_local
+        ));
+        log.do_send(Shutdown);
+        Ok(())
+    });
+    system.run()?;
+    outcome.map_err(Into::into)
+}
+
+async fn wait_for_stop(lifetime_s: u64) -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let lifetime = async {
+        if lifetime_s > 0 {
+            actix_rt::time::sleep(Duration::from_secs(lifetime_s)).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%e, "cannot watch SIGTERM");
+            lifetime.await;
+            return "lifetime over";
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "interrupt",
+        _ = lifetime => "lifetime over",
+    }
+}
+
+/// `PREFIX via NEXT-HOP dev IFNAME neighbour ADDR price N|unpriced`, or `PREFIX unreachable`.
+fn describe(r: &RouteSelected) -> String {
+    match r.via {
+        None => format!("{} unreachable", r.prefix),
+        Some(v) => {
+            let dev = interfaces::name_of(v.ifindex).unwrap_or_else(|| format!("#{}", v.ifindex));
+            let price = r.price_per_byte.map_or("unpriced".to_string(), |p| p.to_string());
+            format!("{} via {} dev {dev} neighbour {} price {price}", r.prefix, v.next_hop, v.neighbour)
+        }
+    }
+}
+
+/// Keeps the table of selected routes in a file (see the module docs).
+struct StatusFile {
+    path: PathBuf,
+    table: BTreeMap<Prefix, RouteSelected>,
+    scheduled: bool,
+}
+
+impl StatusFile {
+    fn new(path: PathBuf) -> Self {
+        Self { path, table: BTreeMap::new(), scheduled: false }
+    }
+
+    fn write(&self) {
+        let mut text = String::new();
+        for r in self.table.values() {
+            text.push_str(&describe(r));
+            text.push('\n');
+        }
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".tmp");
+        let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &self.path));
+        if let Err(e) = written {
+            tracing::warn!(path = %self.path.display(), %e, "cannot write the status file");
+        }
+    }
+}
+
+impl Actor for StatusFile {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Context<Self>) {
+        self.write();
+    }
+}
+
+/// Write the file now.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct WriteStatus;
+
+impl Handler<WriteStatus> for StatusFile {
+    type Result = ();
+
+    fn handle(&mut self, _msg: WriteStatus, _ctx: &mut Context<Self>) {
+        self.write();
+    }
+}
+
+impl Handler<RouteSelected> for StatusFile {
+    type Result = ();
+
+    fn handle(&mut self, msg: RouteSelected, ctx: &mut Context<Self>) {
+        match msg.via {
+            Some(_) => self.table.insert(msg.prefix, msg),
+            None => self.table.remove(&msg.prefix),
+        };
+        if !self.scheduled {
+            self.scheduled = true;
+            ctx.run_later(Duration::from_millis(50), |act, _| {
+                act.scheduled = false;
+                act.write();
+            });
+        }
+    }
+}
+
+/// One line on stdout, flushed at once (tests read these lines as they come). A reader that
+/// went away (a closed pipe) stops nothing.
+fn say(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_parse() {
+        let i = parse_interface("wg0:tunnel").unwrap();
+        assert_eq!((i.name.as_str(), i.kind), ("wg0", LinkKind::Tunnel));
+        assert_eq!(parse_interface("eth0").unwrap().kind, LinkKind::Wired);
+        assert!(parse_interface("eth0:fast").is_err());
+        assert_eq!(parse_prefix("2001:db8:1::7/64").unwrap().to_string(), "2001:db8:1::/64");
+        assert_eq!(parse_prefix("192.0.2.9").unwrap().to_string(), "192.0.2.9/32");
+        assert!(parse_prefix("192.0.2.0/33").is_err());
+        assert_eq!(
+            parse_router_id("0011:2233:4455:6677").unwrap().0,
+            [0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]
+        );
+        assert!(parse_router_id("0000000000000000").is_err());
+        assert!(parse_router_id("00112233").is_err());
+    }
+}
