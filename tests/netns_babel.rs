@@ -20,6 +20,7 @@
 #[path = "support/netns.rs"]
 mod netns;
 
+use lastmile::os::flash::{self, FlashConfig};
 use lastmile::os::routes::{KernelRoute, KernelRoutes};
 use lastmile::wire::babel::{self as wire, Prefix, Tlv};
 use netns::{enter_netns, in_netns, in_netns_async, veth, wait_for, Babeld, BabeldConfig, Netns};
@@ -770,4 +771,52 @@ fn lastmile_triangle_figures() {
             assert!(status.success(), "exit {status}; {}", node.log());
         }
     }
+}
+
+/// Verifiable metrics on live nodes: l1 – l2 – l3, l1 probes l3 end to end. While the path is
+/// clean nothing is recorded (honest reports at full trust change nothing). Then l2 drops half
+/// of the probes it forwards: l1 measures far more loss than the path advertises, records the
+/// evidence in its event log, and after three such reports in a row its trust in l2 falls. The
+/// log, recovered after l1 stops, holds exactly that.
+#[test]
+fn probes_through_a_lossy_forwarder_lower_trust_in_it_on_the_log() {
+    netns::require_root_and_tools(TOOLS);
+    let _one = serial();
+    let n1 = router("trust-1", 1);
+    let n2 = router("trust-2", 2);
+    let n3 = router("trust-3", 3);
+    let a = veth(&n1, "t12", &n2, "t21");
+    veth(&n2, "t23", &n3, "t32");
+    let probe_args = ["--probe", "203.0.113.3/32", "--probe-interval-ms", "1500"];
+    let mut l1 = Lastmile::start(&n1, 1, &["t12"], &probe_args, 60);
+    let _l2 = Lastmile::start(&n2, 2, &["t21", "t23"], &[], 60);
+    let _l3 = Lastmile::start(&n3, 3, &["t32"], &[], 60);
+    let sites = [
+        Site { ns: &n1, n: 1, kind: Kind::Lastmile },
+        Site { ns: &n2, n: 2, kind: Kind::Lastmile },
+        Site { ns: &n3, n: 3, kind: Kind::Lastmile },
+    ];
+    wait_converged(&sites, Duration::from_secs(10));
+    // A few honest rounds (each takes about 2 s: 20 probes 50 ms apart, then 1 s of wait).
+    std::thread::sleep(Duration::from_secs(8));
+    n2.run(&["nft", "add", "table", "inet", "lmlossy"]);
+    n2.run(&["nft", "add", "chain", "inet", "lmlossy", "lossy", "{ type filter hook forward priority 0 ; }"]);
+    n2.run(&[
+        "nft", "add", "rule", "inet", "lmlossy", "lossy", "udp", "dport", "6697", "numgen", "random", "mod",
+        "100", "<", "50", "drop",
+    ]);
+    std::thread::sleep(Duration::from_secs(16));
+    assert!(l1.stop().success(), "{}", l1.log());
+    let opened = flash::open(&l1.dir.path().join("log"), FlashConfig::default())
+        .unwrap_or_else(|e| panic!("l1's log: {e}"));
+    let trust = &opened.state.routing.neighbours;
+    let l2_link_local = a.b_link_local.octets();
+    let entry = trust
+        .iter()
+        .find(|((_, addr), _)| *addr == l2_link_local)
+        .map(|(_, t)| *t)
+        .unwrap_or_else(|| panic!("no trust evidence about l2 in l1's log: {trust:?}; {}", l1.log()));
+    assert!(entry.trust_permille < 1000, "trust in the lossy forwarder fell: {entry:?}");
+    assert!(entry.reports >= 3, "{entry:?}");
+    assert!(entry.streak >= 3, "the reports were consistently worse: {entry:?}");
 }

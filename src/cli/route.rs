@@ -72,6 +72,9 @@ pub struct RouteArgs {
     /// route of another node). Repeatable.
     #[arg(long = "probe", value_name = "PREFIX", value_parser = parse_prefix)]
     probe: Vec<Prefix>,
+    /// How often destinations in use are probed (default 30000).
+    #[arg(long, value_name = "MS")]
+    probe_interval_ms: Option<u64>,
     /// Neither answer nor send end-to-end probes.
     #[arg(long)]
     no_probes: bool,
@@ -183,6 +186,9 @@ pub fn run(args: RouteArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut babel = BabelConfig::new(router_id);
     babel.fee_per_byte = args.fee;
+    if let Some(ms) = args.probe_interval_ms {
+        babel.trust.probe_interval_ms = ms.max(100);
+    }
     let node_config = BabelNodeConfig {
         babel,
         interfaces: args
