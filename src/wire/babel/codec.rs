@@ -431,21 +431,7 @@ fn hello(body: &[u8], notes: &mut Vec<IgnoreReason>) -> Result<Hello> {
         timestamp_us: None,
         unknown: Vec::new(),
     };
-    let mut seen = false;
-    for (kind, sub) in sub_tlvs(rest)? {
-        match kind {
-            SUB_TIMESTAMP if seen => notes.push(IgnoreReason::DuplicateSubTlv(kind)),
-            SUB_TIMESTAMP => {
-                seen = true;
-                // Longer bodies are accepted, as babeld and BIRD do: room for extensions.
-                match sub.first_chunk::<4>() {
-                    Some(&t) => hello.timestamp_us = Some(u32::from_be_bytes(t)),
-                    None => notes.push(IgnoreReason::MalformedTimestamp),
-                }
-            }
-            _ => unknown_sub_tlv(kind, sub, &mut hello.unknown)?,
-        }
-    }
+    hello.timestamp_us = timestamp_sub_tlv::<4>(rest, notes, &mut hello.unknown)?.map(u32::from_be_bytes);
     Ok(hello)
 }
 
@@ -464,25 +450,10 @@ fn ihu(body: &[u8], notes: &mut Vec<IgnoreReason>) -> Result<Ihu> {
         timestamps_us: None,
         unknown: Vec::new(),
     };
-    let mut seen = false;
-    for (kind, sub) in sub_tlvs(rest)? {
-        match kind {
-            SUB_TIMESTAMP if seen => notes.push(IgnoreReason::DuplicateSubTlv(kind)),
-            SUB_TIMESTAMP => {
-                seen = true;
-                match sub.first_chunk::<8>() {
-                    Some(&[o0, o1, o2, o3, r0, r1, r2, r3]) => {
-                        ihu.timestamps_us = Some((
-                            u32::from_be_bytes([o0, o1, o2, o3]),
-                            u32::from_be_bytes([r0, r1, r2, r3]),
-                        ));
-                    }
-                    None => notes.push(IgnoreReason::MalformedTimestamp),
-                }
-            }
-            _ => unknown_sub_tlv(kind, sub, &mut ihu.unknown)?,
-        }
-    }
+    ihu.timestamps_us =
+        timestamp_sub_tlv::<8>(rest, notes, &mut ihu.unknown)?.map(|[o0, o1, o2, o3, r0, r1, r2, r3]| {
+            (u32::from_be_bytes([o0, o1, o2, o3]), u32::from_be_bytes([r0, r1, r2, r3]))
+        });
     Ok(ihu)
 }
 
@@ -620,6 +591,32 @@ fn unknown_sub_tlv(kind: u8, body: &[u8], unknown: &mut Vec<UnknownSubTlv>) -> R
     }
     unknown.push(sub);
     Ok(())
+}
+
+/// The sub-TLVs of a Hello or IHU: the RFC 9616 Timestamp (its first `N` bytes; longer
+/// bodies are accepted, as babeld and BIRD do: room for extensions), the others kept as
+/// unknown. A second Timestamp or a short one is noted and not used.
+fn timestamp_sub_tlv<const N: usize>(
+    bytes: &[u8],
+    notes: &mut Vec<IgnoreReason>,
+    unknown: &mut Vec<UnknownSubTlv>,
+) -> Result<Option<[u8; N]>> {
+    let mut found = None;
+    let mut seen = false;
+    for (kind, sub) in sub_tlvs(bytes)? {
+        match kind {
+            SUB_TIMESTAMP if seen => notes.push(IgnoreReason::DuplicateSubTlv(kind)),
+            SUB_TIMESTAMP => {
+                seen = true;
+                match sub.first_chunk::<N>() {
+                    Some(t) => found = Some(*t),
+                    None => notes.push(IgnoreReason::MalformedTimestamp),
+                }
+            }
+            _ => unknown_sub_tlv(kind, sub, unknown)?,
+        }
+    }
+    Ok(found)
 }
 
 /// Sub-TLVs of a TLV that defines none of its own.
