@@ -2,6 +2,7 @@
 
 mod demo;
 mod route;
+mod sim;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,6 +22,9 @@ enum Command {
     /// Run a routing node: Babel with lastmile's route vector on the named interfaces, the
     /// selected routes installed in the kernel, events in a real event log.
     Route(route::RouteArgs),
+    /// Simulate a network of Babel machines in virtual time (link failures, restarts) and
+    /// print convergence times, control traffic, route table size and memory per route.
+    Sim(sim::SimArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -28,6 +32,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Sim(args) => sim::run(args),
         Command::Route(args) => route::run(args),
     };
     match result {

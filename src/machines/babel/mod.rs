@@ -974,7 +974,11 @@ impl BabelMachine {
                 .map(|x| x.neighbour)
         };
         let Some(next) = next else { return };
-        if self.requests.get(&(r.prefix, r.router_id)).is_some_and(|p| !seqno_newer(r.seqno, p.seqno)) {
+        // A duplicate within the hold time is dropped; one arriving as the hold time ends is
+        // a resend (the requester resends every hold time), not a duplicate.
+        let now = self.now_ms;
+        let pending = |p: &PendingRequest| !seqno_newer(r.seqno, p.seqno) && (p.ours || p.resend_ms > now);
+        if self.requests.get(&(r.prefix, r.router_id)).is_some_and(pending) {
             return;
         }
         let Some(n) = self.neighbours.get(&next) else { return };
@@ -1148,6 +1152,11 @@ impl BabelMachine {
                 || self.originated.contains(p)
         });
         self.sources.retain(|_, s| s.gc_ms > now);
+        // The sweep also collects sources: the next one is due when the oldest expires (a
+        // source inserted later lowers it; a refresh only delays it, so the sweep may come
+        // early and find nothing to do).
+        let gc = self.sources.values().map(|s| s.gc_ms).min().unwrap_or(u64::MAX);
+        self.next_route_sweep_ms = self.next_route_sweep_ms.min(gc);
     }
 
     fn resend_requests(&mut self) {
@@ -1277,6 +1286,7 @@ impl BabelMachine {
                     Some(s) => s.gc_ms = gc_ms,
                     None => {
                         self.sources.insert(key, Source { seqno: a.seqno, metric: a.metric, gc_ms });
+                        self.next_route_sweep_ms = self.next_route_sweep_ms.min(gc_ms);
                     }
                 }
                 advertised.insert(prefix, a);
@@ -1354,12 +1364,10 @@ impl BabelMachine {
         if neighbours != u64::MAX {
             t.set(BabelTimer::Neighbours, stamp(neighbours));
         }
-        if self.next_route_sweep_ms != u64::MAX || !self.sources.is_empty() {
-            let gc = self.sources.values().map(|s| s.gc_ms).min().unwrap_or(u64::MAX);
-            let at = self.next_route_sweep_ms.min(gc);
-            if at != u64::MAX {
-                t.set(BabelTimer::Routes, stamp(at));
-            }
+        // Not a scan of the sources on every step: `next_route_sweep_ms` covers their
+        // expiry too (see `sweep_routes`).
+        if self.next_route_sweep_ms != u64::MAX {
+            t.set(BabelTimer::Routes, stamp(self.next_route_sweep_ms));
         }
         if let Some(at) = self.requests.values().map(|r| r.resend_ms).min() {
             t.set(BabelTimer::Requests, stamp(at));
