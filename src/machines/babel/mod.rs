@@ -787,7 +787,7 @@ impl BabelMachine {
                     }
                 }
                 Tlv::RouteRequest(r) => self.route_request(ifindex, r),
-                Tlv::SeqnoRequest(r) => self.seqno_request(nid, ifindex, source, r),
+                Tlv::SeqnoRequest(r) => self.seqno_request(nid, r),
                 Tlv::AckRequest { opaque, .. } => {
                     if let Some(iface) = self.interfaces.get_mut(&ifindex) {
                         iface.outbox.unicast.entry(source).or_default().push(Tlv::Ack { opaque });
@@ -930,8 +930,7 @@ impl BabelMachine {
     }
 
     /// A Seqno Request (RFC 8966 §3.8.1.2).
-    fn seqno_request(&mut self, nid: u32, ifindex: u32, source: Ipv6Addr, r: SeqnoRequest) {
-        let _ = ifindex;
+    fn seqno_request(&mut self, nid: u32, r: SeqnoRequest) {
         if r.router_id == self.config.router_id {
             if self.originated.contains(&r.prefix) {
                 if seqno_newer(r.seqno, self.seqno) {
@@ -983,7 +982,6 @@ impl BabelMachine {
         }
         let Some(n) = self.neighbours.get(&next) else { return };
         let to = (n.ifindex, n.address, r.hop_count - 1);
-        let _ = source;
         self.send_seqno_request(r.prefix, r.router_id, r.seqno, Some(to));
         self.requests.insert(
             (r.prefix, r.router_id),

@@ -16,7 +16,7 @@
 use super::score::{log2_fixed, ScoreWeights};
 use crate::events::babel::{BabelEvent, TrustEvidence};
 use crate::events::Fold;
-use crate::wire::babel::{Prefix, RouteVector};
+use crate::wire::babel::Prefix;
 use core::net::Ipv6Addr;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -177,15 +177,5 @@ impl Probes {
             }
             _ => Vec::new(),
         }
-    }
-}
-
-/// A vector as the score sees it for a neighbour of the given trust (for display).
-pub fn discounted(v: RouteVector, trust_permille: u16) -> RouteVector {
-    let t = u64::from(trust_permille.clamp(1, 1000));
-    RouteVector {
-        price_per_byte: v.price_per_byte,
-        rtt_us: (u64::from(v.rtt_us) * 1000 / t).min(u64::from(u32::MAX)) as u32,
-        loss_micro_nepers: (u64::from(v.loss_micro_nepers) * 1000 / t).min(u64::from(u32::MAX)) as u32,
     }
 }
