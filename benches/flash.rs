@@ -16,13 +16,14 @@
 #![allow(clippy::disallowed_methods)] // A benchmark measures time on purpose.
 
 use flash_layout::{scan, DirStorage, Store};
-use lastmile::events::incident::{IncidentEvent, IncidentKind};
-use lastmile::events::usage::{CounterSample, Link, UsageInput, UsageTimer};
+use lastmile::events::billing::BillingEvent;
+use lastmile::events::chain::Amount;
+use lastmile::events::usage::{CounterSample, Link, NeighbourId, UsageInput, UsageTimer};
 use lastmile::events::{codec, Event, Fold, Machine, Stamp, EVENT_VERSION};
 use lastmile::machines::usage::{UsageConfig, UsageLedger, UsageMachine};
 use lastmile::machines::NodeState;
 use lastmile::os::flash::FlashConfig;
-use lastmile::os::journal::{Journal, JournalConfig};
+use lastmile::os::journal::{Journal, JournalConfig, Source, SourceId};
 use lastmile::rng::SplitMix64;
 use std::path::Path;
 use std::time::Instant;
@@ -68,7 +69,9 @@ fn router_load() {
     let config = FlashConfig::default();
     let (store, _) = Store::open_dir(dir.path(), config.log, config.budget).expect("store");
     let journal_config = JournalConfig::default();
-    let mut journal: Journal<()> = Journal::new(store, NodeState::default(), journal_config);
+    let mut journal: Journal<()> =
+        Journal::new(store, NodeState::default(), journal_config, Stamp::new(1, 0));
+    let source = Source::new(SourceId(1));
     let usage = UsageConfig::default();
     let mut machine = UsageMachine::new(usage, UsageLedger::default(), Stamp::new(1, 0));
     let links: Vec<Link> = (1..=NEIGHBOURS).map(|n| Link::new(n, 1000 + n)).collect();
@@ -121,15 +124,16 @@ fn router_load() {
         }
         while machine.poll_effect().is_some() {}
         if now >= next_payment {
-            // Stand-in for a payment intent (the payment events arrive with issue 3): an
-            // urgent record of similar size, flushed at once.
-            events.push(Event::Incident(IncidentEvent::Opened {
-                kind: IncidentKind::LogWriteFailed,
-                detail: u64::MAX - now.tick_ms,
+            // Stand-in for a payment intent: an urgent money record of similar size, flushed
+            // at once.
+            events.push(Event::Billing(BillingEvent::Forgiven {
+                neighbour: NeighbourId(1),
+                amount: Amount(u128::from(u64::MAX - now.tick_ms)),
+                reason: String::new(),
             }));
             next_payment = now.plus_ms(3_600_000);
         }
-        let _ = journal.append(now, events, Vec::new());
+        let _ = journal.append(now, source, events, Vec::new());
         let _ = journal.on_timer(now);
         let snap = journal.store().snapshots().seqs().expect("snapshot seqs").last().copied();
         if snap != last_snapshot {
@@ -137,7 +141,7 @@ fn router_load() {
             last_snapshot = snap;
         }
     }
-    let _ = journal.flush();
+    let _ = journal.flush(end);
     let written = write_bytes() - bytes_before;
     let log_syncs = journal.store().log().storage().syncs();
     // redb commits a snapshot with one fsync of its data and one of its header (two-phase

@@ -39,7 +39,10 @@ use lastmile::machines::billing::{BillingConfig, BillingMachine};
 use lastmile::machines::usage::UsageConfig;
 use lastmile::os::chain::alloy::{AlloyChain, AlloyConfig};
 use lastmile::os::flash::{self, FlashConfig};
-use lastmile::os::journal::{Journal, JournalConfig};
+use lastmile::os::journal::{Journal, JournalConfig, Source, SourceId};
+
+/// The billing machine is the one source of events in this harness.
+const BILLING: Source = Source { id: SourceId(1), epoch: 0 };
 use lastmile::os::keyfile::{self, PaymentKey};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -290,15 +293,15 @@ impl Node {
 
     /// Starts (or restarts) from what the data directory holds.
     fn start(&mut self) {
-        let boot = flash::next_boot(&self.dir).expect("boot counter");
         let opened = flash::open(&self.dir, FlashConfig::default()).expect("data directory opens");
+        let boot = flash::next_boot(&self.dir).expect("boot counter");
         let machine = BillingMachine::new(
             self.config,
             opened.state.usage.clone(),
             opened.state.billing.clone(),
             Stamp::new(boot, 0),
         );
-        let journal = Journal::new(opened.store, opened.state, JournalConfig::default());
+        let journal = Journal::new(opened.store, opened.state, JournalConfig::default(), Stamp::new(boot, 0));
         self.live = Some(Live { machine, journal, boot, tick_ms: 0 });
         self.crashed = false;
         for input in self.spec.setup.clone() {
@@ -377,9 +380,10 @@ impl Node {
             }
             self.events.extend(events.iter().cloned());
             // The log writer: append, then flush (its deadline, in virtual time, is now).
-            let mut released = live.journal.append(now, events, held);
-            released.extend(live.journal.flush());
-            now_cmds.extend(released);
+            let appended = live.journal.append(now, BILLING, events, held);
+            let flushed = live.journal.flush(now);
+            assert!(appended.refusals.is_empty() && flushed.refusals.is_empty(), "the log refused records");
+            now_cmds.extend(appended.released.into_iter().chain(flushed.released));
             if now_cmds.is_empty() && inputs.is_empty() {
                 return;
             }

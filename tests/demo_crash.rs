@@ -5,7 +5,7 @@
 //! defect a kill may leave), and in the end the recovered state must account for at least
 //! every byte that was reported.
 
-use flash_layout::{scan, DefectReason, DirStorage};
+use flash_layout::{scan, DamageKind, DirStorage};
 use lastmile::os::flash::{self, FlashConfig};
 use lastmile::rng::SplitMix64;
 use std::io::{BufRead, BufReader};
@@ -60,11 +60,11 @@ fn sigkill_at_random_moments_never_loses_a_record_reported_durable() {
             "round {round}: the node said #{max_durable} was durable, the log ends at #{}",
             found.last_seq
         );
-        if let Some(defect) = &found.defect {
+        for damage in &found.damage {
             assert_eq!(
-                defect.reason,
-                DefectReason::TornTail,
-                "round {round}: a kill may only tear the tail: {defect:?}"
+                damage.kind,
+                DamageKind::TornTail,
+                "round {round}: a kill may only tear the tail: {damage:?}"
             );
         }
     }

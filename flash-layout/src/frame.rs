@@ -11,11 +11,21 @@
 //!
 //! The seq is not stored: it is known from the record's position (segment base + index).
 //! Covering it with the CRC makes a frame copied to the wrong place fail its check.
+//!
+//! A *hole frame* (magic [`HOLE_MAGIC`], only in segments of format version 2) stands where
+//! recovery removed damaged bytes: it says that seqs `seq..seq + count` hold no record and
+//! never will, so no later record reuses them (FORMAT.md "Hole frame").
 
 use thiserror::Error;
 
-/// First byte of every frame.
+/// First byte of every record frame.
 pub const FRAME_MAGIC: u8 = 0xA7;
+/// First byte of a hole frame.
+pub const HOLE_MAGIC: u8 = 0xA8;
+/// The version byte of a hole frame (a kind, not an event schema version).
+const HOLE_KIND: u8 = 1;
+/// Total size of a hole frame: header + a u64 count.
+pub const HOLE_FRAME_LEN: u64 = FRAME_HEADER_LEN + 8;
 /// Bytes of frame header before the payload.
 pub const FRAME_HEADER_LEN: u64 = 8;
 /// Largest payload a frame can carry (the length field is a u16).
@@ -36,6 +46,31 @@ pub enum FrameError {
     BadCrc { stored: u32, computed: u32 },
     #[error("payload of {0} bytes exceeds the 65535-byte limit")]
     PayloadTooLarge(usize),
+    /// A frame with the hole magic whose kind, length or count is not a hole's, or a hole
+    /// frame where none may be (a format-1 segment).
+    #[error("malformed or misplaced hole frame")]
+    BadHole,
+}
+
+/// A decoded frame: a record, or a hole left by recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame<'a> {
+    Record(Record<'a>),
+    /// Seqs `seq..seq + count` hold no record (`count >= 1`).
+    Hole {
+        seq: u64,
+        count: u64,
+    },
+}
+
+impl Frame<'_> {
+    /// The seq the frame after this one has.
+    pub fn next_seq(&self) -> u64 {
+        match self {
+            Frame::Record(r) => r.seq + 1,
+            Frame::Hole { seq, count } => seq + count,
+        }
+    }
 }
 
 /// One decoded record, borrowing its payload from the bytes it was decoded from.
@@ -86,7 +121,50 @@ pub fn encode(out: &mut Vec<u8>, seq: u64, version: u8, payload: &[u8]) -> Resul
     Ok(())
 }
 
-/// Decodes the frame at the start of `bytes`, expected to hold record `seq`.
+/// Appends the hole frame for seqs `seq..seq + count` to `out` (`count >= 1`).
+pub fn encode_hole(out: &mut Vec<u8>, seq: u64, count: u64) {
+    debug_assert!(count >= 1, "an empty hole");
+    let payload = count.to_le_bytes();
+    out.push(HOLE_MAGIC);
+    out.push(HOLE_KIND);
+    out.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+    out.extend_from_slice(&frame_crc(seq, HOLE_KIND, &payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+}
+
+/// Decodes the frame at the start of `bytes` whose seq is `seq`: a record, or (only where
+/// `holes` is allowed) a hole frame. Returns it and the frame's total length. `bytes` is
+/// untrusted.
+pub fn decode_frame(bytes: &[u8], seq: u64, holes: bool) -> Result<(Frame<'_>, u64), FrameError> {
+    if bytes.first() != Some(&HOLE_MAGIC) {
+        return decode(bytes, seq).map(|(r, len)| (Frame::Record(r), len));
+    }
+    if !holes {
+        return Err(FrameError::BadMagic(HOLE_MAGIC));
+    }
+    let Some(h) = bytes.get(..HOLE_FRAME_LEN as usize) else {
+        return Err(FrameError::ShortHeader);
+    };
+    let len = u16::from_le_bytes([h[2], h[3]]);
+    if h[1] != HOLE_KIND || u64::from(len) != HOLE_FRAME_LEN - FRAME_HEADER_LEN {
+        return Err(FrameError::BadHole);
+    }
+    let stored = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+    let payload = &h[FRAME_HEADER_LEN as usize..];
+    let computed = frame_crc(seq, HOLE_KIND, payload);
+    if computed != stored {
+        return Err(FrameError::BadCrc { stored, computed });
+    }
+    let mut c = [0u8; 8];
+    c.copy_from_slice(payload);
+    let count = u64::from_le_bytes(c);
+    if count == 0 || seq.checked_add(count).is_none() {
+        return Err(FrameError::BadHole);
+    }
+    Ok((Frame::Hole { seq, count }, HOLE_FRAME_LEN))
+}
+
+/// Decodes the record frame at the start of `bytes`, expected to hold record `seq`.
 /// Returns the record and the frame's total length. `bytes` is untrusted.
 pub fn decode(bytes: &[u8], seq: u64) -> Result<(Record<'_>, u64), FrameError> {
     let Some(header) = bytes.get(..FRAME_HEADER_LEN as usize) else {
@@ -172,6 +250,32 @@ mod tests {
         b.extend_from_slice(&frame_crc(1, 0, b"x").to_le_bytes());
         b.push(b'x');
         assert_eq!(decode(&b, 1).unwrap_err(), FrameError::VersionZero);
+    }
+
+    /// Golden hole frame: seqs 5..8 (count 3). Also printed in FORMAT.md.
+    pub(crate) const GOLDEN_HOLE: [u8; 16] =
+        [0xA8, 0x01, 0x08, 0x00, 0x62, 0x66, 0x72, 0xE9, 0x03, 0, 0, 0, 0, 0, 0, 0];
+
+    #[test]
+    fn golden_hole_both_ways() {
+        let mut out = Vec::new();
+        encode_hole(&mut out, 5, 3);
+        assert_eq!(out, GOLDEN_HOLE, "{out:02X?}");
+        let (frame, len) = decode_frame(&GOLDEN_HOLE, 5, true).unwrap();
+        assert_eq!((frame, len, frame.next_seq()), (Frame::Hole { seq: 5, count: 3 }, 16, 8));
+        // Only where holes may be, only at its own seq, never empty or overflowing.
+        assert_eq!(decode_frame(&GOLDEN_HOLE, 5, false).unwrap_err(), FrameError::BadMagic(HOLE_MAGIC));
+        assert!(matches!(decode_frame(&GOLDEN_HOLE, 6, true), Err(FrameError::BadCrc { .. })));
+        let mut empty = Vec::new();
+        let payload = 0u64.to_le_bytes();
+        empty.extend_from_slice(&[HOLE_MAGIC, HOLE_KIND, 8, 0]);
+        empty.extend_from_slice(&frame_crc(5, HOLE_KIND, &payload).to_le_bytes());
+        empty.extend_from_slice(&payload);
+        assert_eq!(decode_frame(&empty, 5, true).unwrap_err(), FrameError::BadHole);
+        assert_eq!(decode_frame(&GOLDEN_HOLE[..10], 5, true).unwrap_err(), FrameError::ShortHeader);
+        // Record frames decode the same through either function.
+        let (frame, _) = decode_frame(&GOLDEN, 1, true).unwrap();
+        assert_eq!(frame, Frame::Record(Record { seq: 1, version: 1, payload: b"hi" }));
     }
 
     #[test]

@@ -9,15 +9,17 @@
 //! Crash model: an unsynced append may be kept, torn at any byte, lost, or turned into
 //! garbage; every synced byte and every completed `truncate`/`remove`/`write_atomic` survives.
 //! Under it, `open` recovers every record that `durable_seq()` ever covered, and never a
-//! corrupt one (see FORMAT.md "Recovery").
+//! corrupt one. Under damage to durable bytes it keeps every intact record and never gives a
+//! new record the seq of a lost one (see FORMAT.md "Recovery").
 
 use std::io;
 
 use thiserror::Error;
 
 use crate::frame::{self, FrameError, FRAME_HEADER_LEN};
-use crate::scan::{scan, DefectReason, ReadError, Reader, Scan, ScanError};
-use crate::segment::{encode_header, parse_segment_name, segment_name, SEGMENT_HEADER_LEN};
+use crate::recovery;
+use crate::scan::{scan, Damage, DamageKind, ReadError, ReadSegment, Reader, Run, Scan, ScanError};
+use crate::segment::{encode_header, segment_name, SEGMENT_FORMAT_WITH_HOLES, SEGMENT_HEADER_LEN};
 use crate::storage::Storage;
 
 /// When a batch of appended records is written and fsynced.
@@ -48,6 +50,14 @@ impl Default for LogConfig {
     }
 }
 
+/// The outcome of [`Log::push`]: the record is buffered as `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pushed {
+    pub seq: u64,
+    /// Whether the flush policy says the batch should be written now.
+    pub flush_due: bool,
+}
+
 /// The outcome of [`Log::append`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -56,12 +66,36 @@ pub struct Appended {
     pub flushed: bool,
 }
 
+/// Why [`Log::append`] failed. The two cases differ in what matters most: whether the record
+/// is in the log.
+#[derive(Debug, Error)]
+pub enum AppendError {
+    /// The record was not taken: nothing is buffered and no seq was used.
+    #[error("record refused: {0}")]
+    Invalid(#[from] FrameError),
+    /// The record was taken as `seq` and stays buffered; the flush it triggered failed, and the
+    /// next flush retries it. Appending it again would log it twice.
+    #[error("record #{seq} buffered, but writing the batch failed: {error}")]
+    Unflushed { seq: u64, error: LogError },
+}
+
+impl AppendError {
+    /// The seq the record was taken as, if it was.
+    pub fn taken_seq(&self) -> Option<u64> {
+        match self {
+            Self::Invalid(_) => None,
+            Self::Unflushed { seq, .. } => Some(*seq),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentInfo {
     pub name: String,
     pub base_seq: u64,
-    /// `base_seq - 1` for a segment without records.
+    /// The last seq the segment covers, records and holes (`base_seq - 1` if none).
     pub last_seq: u64,
+    pub records: u64,
     pub bytes: u64,
 }
 
@@ -82,52 +116,41 @@ pub struct Removed {
 /// What `open` found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
-    /// Valid records kept (0 after a restart past a snapshot: the log then holds none).
+    /// Valid records in the log after recovery.
     pub records: u64,
-    pub cut: Option<Cut>,
-    /// Set by [`crate::Store::open`] when the recovered log ended below the newest valid
-    /// snapshot: the old log was quarantined and the log continues after the snapshot.
-    /// Always `None` from [`Log::open`], which knows nothing of snapshots.
-    pub restarted_after_snapshot: Option<SnapshotRestart>,
+    /// Every damaged range the scan found, torn tail included (empty: the log was intact).
+    pub damage: Vec<Damage>,
+    /// The quarantine file written with the damaged bytes, if any were saved.
+    pub quarantined: Option<String>,
+    /// Seq ranges `from..to` recorded as holes by this recovery: lost records, whose seqs no
+    /// new record will take.
+    pub holes: Vec<(u64, u64)>,
+    /// Set by [`crate::Store::open`] when the newest valid snapshot covered more than the log
+    /// held: the log continues right after that snapshot (its seq), the seqs between being a
+    /// hole. Always `None` from [`Log::open`], which knows nothing of snapshots.
+    pub continued_after_snapshot: Option<u64>,
+    /// The seq the next record gets.
+    pub next_seq: u64,
+    /// Set by [`crate::Store`] when the snapshot database could not be read and was set
+    /// aside under this name (the log held everything, so the state is rebuilt from it).
+    pub snapshots_set_aside: Option<String>,
 }
 
-/// The log restarted after a snapshot (FORMAT.md "Recovery", step 5): damage cut the log below
-/// the newest valid snapshot, whose seq was durable when it was taken, so the snapshot is the
-/// truth. Every segment file was copied into quarantine and removed; the log continues at
-/// `snapshot_seq + 1` (a fresh empty segment with that base seq), so no new record reuses a
-/// seq the snapshot covers.
-///
-/// Suggested report: "log damaged below snapshot #`snapshot_seq`: old log quarantined in
-/// `quarantined`, continuing at #`snapshot_seq + 1`".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotRestart {
-    /// Seq of the newest valid snapshot; the next record gets `snapshot_seq + 1`.
-    pub snapshot_seq: u64,
-    /// The recovered log's last seq, below `snapshot_seq` (0: none).
-    pub log_last_seq: u64,
-    /// Valid records that were in the removed segments (all covered by the snapshot).
-    pub records_removed: u64,
-    /// Segment files removed, in log order.
-    pub segments_removed: Vec<String>,
-    /// Their total size.
-    pub bytes_removed: u64,
-    /// The quarantine file holding their bytes (offset 0, whole files); `None` if there were
-    /// no segment files left (e.g. an earlier, interrupted restart had removed them all).
-    pub quarantined: Option<String>,
-}
+impl Recovery {
+    /// The torn tail cut, if the log ended in one (a crash; nothing durable lost).
+    pub fn torn_tail(&self) -> Option<&Damage> {
+        self.damage.iter().find(|d| d.kind == DamageKind::TornTail)
+    }
 
-/// The part of the log `open` cut off at the first defect.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cut {
-    /// Seq of the first record that was not kept.
-    pub from_seq: u64,
-    /// Valid-looking records found in the cut bytes, plus the damaged one.
-    pub records_cut_estimate: u64,
-    pub bytes: u64,
-    pub reason: DefectReason,
-    /// Where the cut bytes were saved: always, unless they were only a torn tail
-    /// ([`Scan::is_torn_tail`](crate::Scan::is_torn_tail)).
-    pub quarantined: Option<String>,
+    /// Damage to bytes that may have been durable, and foreign files removed.
+    pub fn lost(&self) -> impl Iterator<Item = &Damage> {
+        self.damage.iter().filter(|d| d.kind != DamageKind::TornTail)
+    }
+
+    /// Seqs that became holes (lost records, or as many as the damaged bytes could hold).
+    pub fn hole_seqs(&self) -> u64 {
+        self.holes.iter().map(|(from, to)| to - from).sum()
+    }
 }
 
 #[derive(Debug, Error)]
@@ -140,12 +163,12 @@ pub enum LogError {
     Record(#[from] FrameError),
     /// A storage operation failed. After a failed flush the batch is kept and retried by the
     /// next flush; nothing past `durable_seq()` is claimed.
-    #[error("{op} {name:?}: {source}")]
+    #[error("{op} {name}: {source}")]
     Io { op: &'static str, name: String, source: io::Error },
-}
-
-fn io_err<'a>(op: &'static str, name: &'a str) -> impl FnOnce(io::Error) -> LogError + 'a {
-    move |source| LogError::Io { op, name: name.to_string(), source }
+    /// Recovery ran, yet the log still does not scan clean (another process writing the
+    /// directory?). Nothing more is done.
+    #[error("the log still has damage after recovery: {0}")]
+    Unrecovered(String),
 }
 
 #[derive(Debug, Clone)]
@@ -153,8 +176,12 @@ struct Seg {
     name: String,
     base_seq: u64,
     records: u64,
+    /// Seq after the last record or hole.
+    next_seq: u64,
     /// Durable bytes (header + synced frames).
     bytes: u64,
+    /// Format 2: may hold hole frames.
+    holes: bool,
 }
 
 /// The log over a [`Storage`] directory. See the module docs for the drive loop.
@@ -173,70 +200,116 @@ pub struct Log<S: Storage> {
 }
 
 impl<S: Storage> Log<S> {
-    /// Opens the log, recovering from a crash: cuts it at the first defect, first copying the
-    /// cut bytes into quarantine unless they are only a torn tail of the last segment.
-    pub fn open(mut storage: S, config: LogConfig) -> Result<(Self, Recovery), LogError> {
+    /// Opens the log, recovering from a crash and from damage (see [`crate::recovery`]):
+    /// every intact record is kept, damaged bytes are quarantined and their seqs become
+    /// holes, a torn tail is cut.
+    pub fn open(storage: S, config: LogConfig) -> Result<(Self, Recovery), LogError> {
         let scan = scan(&storage)?;
-        let cut = match &scan.defect {
-            Some(_) => Some(cut_at_defect(&mut storage, &scan)?),
-            None => None,
-        };
-        let segs: Vec<Seg> = scan
+        let plan = recovery::plan(&scan, None);
+        Self::recover(storage, config, &scan, &plan)
+    }
+
+    /// Carries out `plan` (from `scan` of `storage`) and opens the repaired log.
+    pub(crate) fn recover(
+        mut storage: S,
+        config: LogConfig,
+        scan: &Scan,
+        plan: &recovery::Plan,
+    ) -> Result<(Self, Recovery), LogError> {
+        let quarantined = recovery::execute(&mut storage, scan, plan)?;
+        let clean = if plan.is_empty() { scan.clone() } else { crate::scan::scan(&storage)? };
+        if !clean.is_clean() {
+            return Err(LogError::Unrecovered(format!("{:?}", clean.damage)));
+        }
+        let segs: Vec<Seg> = clean
             .segments
             .iter()
-            .map(|s| Seg { name: s.name.clone(), base_seq: s.base_seq, records: s.records, bytes: s.bytes })
+            .map(|s| Seg {
+                name: s.name.clone(),
+                base_seq: s.base_seq,
+                records: s.records,
+                next_seq: s.next_seq,
+                bytes: s.bytes,
+                holes: s.format >= SEGMENT_FORMAT_WITH_HOLES,
+            })
             .collect();
         if let Some(last) = segs.last() {
             // What a previous run wrote may sit in the page cache only: make it true.
-            storage.sync(&last.name).map_err(io_err("sync", &last.name))?;
+            storage.sync(&last.name).map_err(io_err("sync", &storage, &last.name))?;
         }
         let log = Self {
             storage,
             config,
+            durable_seq: clean.next_seq - 1,
             segs,
-            durable_seq: scan.next_seq - 1,
             pending: Vec::new(),
             pending_records: 0,
             pending_value: 0,
             dirty: false,
         };
-        Ok((log, Recovery { records: scan.records, cut, restarted_after_snapshot: None }))
+        let recovery = Recovery {
+            records: clean.records,
+            damage: scan.damage.clone(),
+            quarantined,
+            holes: plan.holes.clone(),
+            continued_after_snapshot: plan.continue_at.map(|at| at - 1),
+            next_seq: clean.next_seq,
+            snapshots_set_aside: None,
+        };
+        Ok((log, recovery))
     }
 
-    /// Buffers a record and flushes if the policy says so. On an `Err` from that flush the
-    /// record stays buffered as `last_seq()` and the next flush retries. Invalid records
-    /// (version 0, payload over 65535 bytes) are rejected with nothing buffered.
+    /// Buffers a record as the next seq, without writing it. Invalid records (version 0,
+    /// payload over 65535 bytes) are refused with nothing buffered. The caller flushes when
+    /// `flush_due` says so (or later, from its timer).
+    pub fn push(
+        &mut self,
+        version: u8,
+        payload: &[u8],
+        value: u128,
+        urgent: bool,
+    ) -> Result<Pushed, FrameError> {
+        let seq = self.last_seq() + 1;
+        frame::encode(&mut self.pending, seq, version, payload)?;
+        self.pending_records += 1;
+        self.pending_value = self.pending_value.saturating_add(value);
+        let policy = self.config.flush;
+        let flush_due = urgent
+            || self.pending_records >= policy.max_records
+            || self.pending.len() >= policy.max_bytes
+            || self.pending_value > policy.max_value;
+        Ok(Pushed { seq, flush_due })
+    }
+
+    /// Buffers a record and flushes if the policy says so. See [`AppendError`] for what a
+    /// failure means: a record that was taken must not be appended again.
     pub fn append(
         &mut self,
         version: u8,
         payload: &[u8],
         value: u128,
         urgent: bool,
-    ) -> Result<Appended, LogError> {
-        let seq = self.last_seq() + 1;
-        frame::encode(&mut self.pending, seq, version, payload)?;
-        self.pending_records += 1;
-        self.pending_value = self.pending_value.saturating_add(value);
-        let policy = self.config.flush;
-        let due = urgent
-            || self.pending_records >= policy.max_records
-            || self.pending.len() >= policy.max_bytes
-            || self.pending_value > policy.max_value;
-        if due {
-            self.flush()?;
+    ) -> Result<Appended, AppendError> {
+        let Pushed { seq, flush_due } = self.push(version, payload, value, urgent)?;
+        if flush_due {
+            self.flush().map_err(|error| AppendError::Unflushed { seq, error })?;
         }
-        Ok(Appended { seq, flushed: due })
+        Ok(Appended { seq, flushed: flush_due })
     }
 
     /// Writes and fsyncs every pending record: one write and one fsync per segment touched
     /// (one, unless the batch crosses into a new segment). Returns the new `durable_seq()`.
+    /// On error the unwritten records stay pending, in order, with their seqs: the next flush
+    /// first cuts whatever the failed write left in the file, then writes them again.
     pub fn flush(&mut self) -> Result<u64, LogError> {
         if self.dirty {
             // Cut the partial write so the retry does not leave a frame twice.
             if let Some(active) = self.segs.last() {
-                self.storage
-                    .truncate(&active.name, active.bytes)
-                    .map_err(io_err("truncate", &active.name))?;
+                self.storage.truncate(&active.name, active.bytes).map_err(io_err(
+                    "truncate",
+                    &self.storage,
+                    &active.name,
+                ))?;
             }
             self.dirty = false;
         }
@@ -246,7 +319,7 @@ impl<S: Storage> Log<S> {
                 continue;
             };
             let room = self.config.segment_bytes.saturating_sub(active.bytes);
-            let empty = active.records == 0;
+            let empty = active.records == 0 && active.next_seq == active.base_seq;
             let name = active.name.clone();
             let (mut take, mut n) = (0u64, 0u64);
             while (take as usize) < self.pending.len() {
@@ -267,12 +340,13 @@ impl<S: Storage> Log<S> {
             }
             self.dirty = true;
             let chunk = &self.pending[..take as usize];
-            self.storage.append(&name, chunk).map_err(io_err("append", &name))?;
-            self.storage.sync(&name).map_err(io_err("sync", &name))?;
+            self.storage.append(&name, chunk).map_err(io_err("append", &self.storage, &name))?;
+            self.storage.sync(&name).map_err(io_err("sync", &self.storage, &name))?;
             self.dirty = false;
             let active = self.segs.last_mut().expect("active segment checked above");
             active.bytes += take;
             active.records += n;
+            active.next_seq += n;
             self.durable_seq += n;
             self.pending.drain(..take as usize);
             self.pending_records -= n as usize;
@@ -285,71 +359,24 @@ impl<S: Storage> Log<S> {
     fn start_segment(&mut self) -> Result<(), LogError> {
         let base = self.durable_seq + 1;
         let name = segment_name(base);
-        self.storage.write_atomic(&name, &encode_header(base)).map_err(io_err("create segment", &name))?;
-        self.segs.push(Seg { name, base_seq: base, records: 0, bytes: SEGMENT_HEADER_LEN });
+        self.storage.write_atomic(&name, &encode_header(base)).map_err(io_err(
+            "create segment",
+            &self.storage,
+            &name,
+        ))?;
+        self.segs.push(Seg {
+            name,
+            base_seq: base,
+            records: 0,
+            next_seq: base,
+            bytes: SEGMENT_HEADER_LEN,
+            holes: false,
+        });
         Ok(())
     }
 
-    /// Restarts the log after a snapshot at `snapshot_seq` past its end (see
-    /// [`SnapshotRestart`]): copies every segment file into one quarantine file (reusing an
-    /// existing one that already holds them all, so a repeated restart adds nothing), removes
-    /// them last first, then writes the empty segment `snapshot_seq + 1`.
-    ///
-    /// Crash safety: every step is durable and the steps are ordered so that a crash anywhere
-    /// leaves either the same log or a prefix of it (still ending below the snapshot, so the
-    /// next open restarts again), or no segment at all (likewise), or the new empty segment
-    /// (a clean log continuing at `snapshot_seq + 1`).
-    ///
-    /// Only right after `open`: nothing pending, `snapshot_seq > last_seq()`.
-    pub(crate) fn restart_after_snapshot(&mut self, snapshot_seq: u64) -> Result<SnapshotRestart, LogError> {
-        assert!(
-            snapshot_seq > self.last_seq() && self.pending.is_empty(),
-            "restart at snapshot {snapshot_seq} with log at {}",
-            self.last_seq()
-        );
-        let log_last_seq = self.last_seq();
-        let records_removed = self.segs.iter().map(|s| s.records).sum();
-        // Every segment-named file, not only `segs`: the directory must hold none below the
-        // new base (after `open` the two lists are the same).
-        let names: Vec<String> = self
-            .storage
-            .list()
-            .map_err(io_err("list", ""))?
-            .into_iter()
-            .filter(|n| parse_segment_name(n).is_some())
-            .collect();
-        let mut files = Vec::with_capacity(names.len());
-        for name in &names {
-            files.push(self.storage.read(name).map_err(io_err("read", name))?);
-        }
-        let bytes_removed = files.iter().map(|f| f.len() as u64).sum();
-        let quarantined = match names.first().and_then(|n| parse_segment_name(n)) {
-            None => None,
-            Some(first_seq) => Some(quarantine_whole_files(&mut self.storage, first_seq, &names, &files)?),
-        };
-        // Last first: an interrupted restart leaves a prefix of the log, which still ends
-        // below the snapshot.
-        for name in names.iter().rev() {
-            self.storage.remove(name).map_err(io_err("remove", name))?;
-        }
-        self.segs.clear();
-        self.durable_seq = snapshot_seq;
-        self.dirty = false;
-        // Written now rather than at the first flush: the log itself then says it continues
-        // at `snapshot_seq + 1`, so a reopen is clean, and losing the snapshots later is a
-        // `RestoreError::Gap` instead of a silent replay of an empty log.
-        self.start_segment()?;
-        Ok(SnapshotRestart {
-            snapshot_seq,
-            log_last_seq,
-            records_removed,
-            segments_removed: names,
-            bytes_removed,
-            quarantined,
-        })
-    }
-
-    /// Highest seq known to be on flash (0: none).
+    /// Highest seq known to be on flash (0: none). Holes count: a seq in a hole is durable
+    /// in that no record will ever have it.
     pub fn durable_seq(&self) -> u64 {
         self.durable_seq
     }
@@ -379,7 +406,24 @@ impl<S: Storage> Log<S> {
 
     /// Reads durable records with seq `>= seq`.
     pub fn read_from(&self, seq: u64) -> Reader<'_, S> {
-        let segments = self.segs.iter().map(|s| (s.name.clone(), s.base_seq, s.records)).collect();
+        let segments = self
+            .segs
+            .iter()
+            .map(|s| ReadSegment {
+                name: s.name.clone(),
+                next_seq: s.next_seq,
+                holes: s.holes,
+                runs: (s.bytes > SEGMENT_HEADER_LEN)
+                    .then(|| Run {
+                        offset: SEGMENT_HEADER_LEN,
+                        len: s.bytes - SEGMENT_HEADER_LEN,
+                        seq: s.base_seq,
+                        next_seq: s.next_seq,
+                    })
+                    .into_iter()
+                    .collect(),
+            })
+            .collect();
         Reader::new(&self.storage, segments, seq, self.durable_seq)
     }
 
@@ -389,27 +433,28 @@ impl<S: Storage> Log<S> {
             .map(|s| SegmentInfo {
                 name: s.name.clone(),
                 base_seq: s.base_seq,
-                last_seq: s.base_seq + s.records - 1,
+                last_seq: s.next_seq - 1,
+                records: s.records,
                 bytes: s.bytes,
             })
             .collect()
     }
 
-    /// Removes the oldest segments whose records all have seq `< seq` (covered by a snapshot),
-    /// as long as what remains still satisfies `retention`. Never removes the active segment.
+    /// Removes the oldest segments whose seqs are all `< seq` (covered by a snapshot), as
+    /// long as what remains still satisfies `retention`. Never removes the active segment.
     pub fn remove_segments_before(&mut self, seq: u64, retention: Retention) -> Result<Removed, LogError> {
         let mut records: u64 = self.segs.iter().map(|s| s.records).sum();
         let mut bytes: u64 = self.segs.iter().map(|s| s.bytes).sum();
         let mut removed = Removed::default();
         while self.segs.len() > 1 {
             let s = &self.segs[0];
-            let covered = s.base_seq + s.records <= seq; // last_seq < seq
+            let covered = s.next_seq <= seq;
             let keeps_window =
                 records - s.records >= retention.min_records && bytes - s.bytes >= retention.min_bytes;
             if !covered || !keeps_window {
                 break;
             }
-            self.storage.remove(&s.name).map_err(io_err("remove", &s.name))?;
+            self.storage.remove(&s.name).map_err(io_err("remove", &self.storage, &s.name))?;
             let s = self.segs.remove(0);
             records -= s.records;
             bytes -= s.bytes;
@@ -439,86 +484,13 @@ impl<S: Storage> Log<S> {
     }
 }
 
-/// Removes everything from the scan's defect on, after copying it into quarantine unless it is
-/// only a torn tail ([`Scan::is_torn_tail`]): recovery never drops other bytes unkept.
-fn cut_at_defect<S: Storage>(storage: &mut S, scan: &Scan) -> Result<Cut, LogError> {
-    let d = scan.defect.as_ref().expect("called with a defect");
-    let in_prefix = scan.segments.last().is_some_and(|s| s.name == d.segment);
-    let quarantined = if !scan.is_torn_tail() {
-        let mut q = QUARANTINE_MAGIC.to_vec();
-        if in_prefix {
-            let data = storage.read(&d.segment).map_err(io_err("read", &d.segment))?;
-            let from = (d.offset as usize).min(data.len());
-            quarantine_piece(&mut q, &d.segment, d.offset, &data[from..]);
-        }
-        for name in &scan.beyond {
-            let data = storage.read(name).map_err(io_err("read", name))?;
-            quarantine_piece(&mut q, name, 0, &data);
-        }
-        Some(write_quarantine(storage, d.seq, &q)?)
-    } else {
-        None
-    };
-    // Last first, so an interrupted recovery leaves a log that still ends in the defect.
-    for name in scan.beyond.iter().rev() {
-        storage.remove(name).map_err(io_err("remove", name))?;
-    }
-    if in_prefix {
-        storage.truncate(&d.segment, d.offset).map_err(io_err("truncate", &d.segment))?;
-    }
-    let damaged_frame = !matches!(d.reason, DefectReason::SeqGap | DefectReason::BadSegmentHeader);
-    Ok(Cut {
-        from_seq: d.seq,
-        records_cut_estimate: d.frames_after + u64::from(damaged_frame && d.bytes_after > 0),
-        bytes: d.bytes_after,
-        reason: d.reason,
-        quarantined,
-    })
-}
-
-/// Writes quarantine file `bytes` for a cut at `seq` under a free name, and returns it.
-fn write_quarantine<S: Storage>(storage: &mut S, seq: u64, bytes: &[u8]) -> Result<String, LogError> {
-    // Never overwrite: a crash during an earlier recovery may have left a fuller copy.
-    let existing = storage.list().map_err(io_err("list", ""))?;
-    let mut name = quarantine_name(seq, 0);
-    let mut n = 0;
-    while existing.contains(&name) {
-        n += 1;
-        name = quarantine_name(seq, n);
-    }
-    storage.write_atomic(&name, bytes).map_err(io_err("quarantine", &name))?;
-    Ok(name)
-}
-
-/// Saves whole files `names` (contents `files`) in quarantine, unless one quarantine file
-/// already holds every one of them whole (an interrupted earlier restart wrote it). Returns
-/// the quarantine file's name.
-fn quarantine_whole_files<S: Storage>(
-    storage: &mut S,
-    seq: u64,
-    names: &[String],
-    files: &[Vec<u8>],
-) -> Result<String, LogError> {
-    for existing in storage.list().map_err(io_err("list", ""))? {
-        if !is_quarantine_name(&existing) {
-            continue;
-        }
-        let data = storage.read(&existing).map_err(io_err("read", &existing))?;
-        let Some(pieces) = quarantine_pieces(&data) else {
-            continue;
-        };
-        let holds_all = names.iter().zip(files).all(|(name, bytes)| {
-            pieces.iter().any(|p| p.name == name && p.offset == 0 && p.bytes == bytes.as_slice())
-        });
-        if holds_all {
-            return Ok(existing);
-        }
-    }
-    let mut q = QUARANTINE_MAGIC.to_vec();
-    for (name, bytes) in names.iter().zip(files) {
-        quarantine_piece(&mut q, name, 0, bytes);
-    }
-    write_quarantine(storage, seq, &q)
+fn io_err<'a, S: Storage>(
+    op: &'static str,
+    storage: &S,
+    name: &'a str,
+) -> impl FnOnce(io::Error) -> LogError + 'a {
+    let name = storage.describe(name);
+    move |source| LogError::Io { op, name, source }
 }
 
 /// One piece of a quarantine file: bytes `offset..offset + bytes.len()` of file `name`.
@@ -563,12 +535,14 @@ pub fn quarantine_name(seq: u64, n: u32) -> String {
     }
 }
 
-/// Whether a file name is a quarantine file's.
+/// Whether a file name is a quarantine file's: cut log bytes (`.bin`) or a snapshot database
+/// set aside because it could not be read (`.redb`). Both count against the flash budget.
 pub fn is_quarantine_name(name: &str) -> bool {
-    name.starts_with("quarantine-") && name.ends_with(".bin")
+    name.starts_with("quarantine-") && (name.ends_with(".bin") || name.ends_with(".redb"))
 }
 
-fn quarantine_piece(out: &mut Vec<u8>, name: &str, offset: u64, bytes: &[u8]) {
+/// Appends one piece to quarantine file bytes `out` (FORMAT.md "Quarantine file").
+pub(crate) fn quarantine_piece(out: &mut Vec<u8>, name: &str, offset: u64, bytes: &[u8]) {
     // Segment names are 24 bytes; the u16 cannot overflow.
     out.extend_from_slice(&(name.len() as u16).to_le_bytes());
     out.extend_from_slice(name.as_bytes());

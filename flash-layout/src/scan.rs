@@ -1,312 +1,655 @@
-//! Read-only validation of a whole log directory (`replay check`) and fast reading of its
-//! valid prefix (the replay path).
+//! Read-only validation of a whole log directory (`replay check`, and the first step of
+//! recovery) and fast reading of the records it holds (the replay path).
 //!
 //! [`scan`] never modifies anything. It walks segment files in name order, checks each header,
-//! the contiguity of base seqs, and every frame, and stops the valid prefix at the first
-//! [`Defect`]. For the defect it then looks further (without trusting what it finds) to tell a
-//! torn tail — a crash in the middle of an unsynced write, harmless — from damage in the
-//! middle of the log, which means something durable was lost.
+//! the contiguity of seqs, and every frame. Past a damaged frame it does not stop: it looks
+//! for the next intact frame (magic, a length that fits, and a CRC that verifies for a seq
+//! the damage could have swallowed, found in constant time by [`crate::seqsolve`]) and keeps
+//! going, so every intact record is found. Each damaged byte range becomes a [`Damage`] that
+//! says which seqs it held, or may have held: recovery quarantines those bytes and records
+//! the seqs as a hole, so they are never reused. Only the end of the last segment file can be
+//! a torn tail (a crash in the middle of an unsynced write, harmless: cut without quarantine).
 
 use std::collections::BTreeMap;
 use std::io;
 
 use thiserror::Error;
 
-use crate::frame::{self, FrameError, Record, FRAME_HEADER_LEN, FRAME_MAGIC};
-use crate::segment::{decode_header, parse_segment_name, HeaderError, SEGMENT_HEADER_LEN};
+use crate::frame::{self, Frame, FrameError, Record, FRAME_HEADER_LEN, FRAME_MAGIC, HOLE_MAGIC};
+use crate::segment::{decode_segment_header, parse_segment_name, HeaderError, SEGMENT_HEADER_LEN};
+use crate::seqsolve::Solver;
 use crate::storage::Storage;
-
-/// How many seqs past the defect resynchronisation tries for each candidate frame offset.
-const RESYNC_SEQS: u64 = 64;
 
 #[derive(Debug, Error)]
 pub enum ScanError {
-    #[error("I/O error reading {name:?}: {source}")]
+    #[error("I/O error reading {name}: {source}")]
     Io { name: String, source: io::Error },
 }
 
-/// One segment of the valid prefix.
+/// Consecutive valid frames (records and holes) in a segment file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// Byte offset of the first frame in the file.
+    pub offset: u64,
+    pub len: u64,
+    /// Seq of the first frame.
+    pub seq: u64,
+    /// Seq after the last frame.
+    pub next_seq: u64,
+}
+
+/// One segment of the log, as the scan found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentSummary {
     pub name: String,
     pub base_seq: u64,
     /// Valid records in this segment.
     pub records: u64,
-    /// Valid bytes: header plus valid frames (the whole file unless it holds the defect).
+    /// The seq after everything this segment covers: its records, holes and damage (what
+    /// the next segment must start at).
+    pub next_seq: u64,
+    /// Valid bytes: header plus valid frames (the whole file unless it holds damage).
     pub bytes: u64,
+    /// The file's size.
+    pub file_bytes: u64,
+    /// Segment format version (1 when the header is damaged and is to be rewritten).
+    pub format: u8,
+    /// Whether its header is valid (else recovery rewrites it from the file name).
+    pub header_ok: bool,
+    /// Hole frames it holds.
+    pub holes: u64,
+    /// Where the valid frames are, in file order.
+    pub runs: Vec<Run>,
 }
 
 impl SegmentSummary {
-    /// Seq of the last valid record, or `base_seq - 1` if there is none.
+    /// The last seq this segment covers (`base_seq - 1` if none).
     pub fn last_seq(&self) -> u64 {
-        self.base_seq + self.records - 1
+        self.next_seq - 1
+    }
+
+    /// Whether the file holds nothing but a valid header and valid frames.
+    pub fn is_intact(&self) -> bool {
+        self.header_ok && self.bytes == self.file_bytes
     }
 }
 
-/// What check the first bad byte failed.
+/// What check the first bad byte of a damaged range failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DefectReason {
     /// The last segment file ends inside a frame and no valid frame follows: what a crash
     /// during an unsynced write leaves. (A segment file too short for its header is
     /// [`BadSegmentHeader`](Self::BadSegmentHeader): headers are written atomically.)
     TornTail,
-    /// A frame's length runs past the end of its segment, yet valid frames follow it or the
-    /// segment is not the last one.
+    /// A frame's length runs past the end of its segment, yet more follows.
     BadLength,
     BadMagic,
     BadCrc,
     /// A frame with version 0 (reserved).
     BadVersion,
+    /// A malformed hole frame, or one in a format-1 segment.
+    BadHole,
     /// A file named like a segment whose header is invalid (including a file too short for
     /// one, or not starting with the segment magic) or disagrees with its name.
     BadSegmentHeader,
-    /// A segment's base seq does not continue the previous segment (gap or duplicate).
+    /// A segment's base seq does not continue the previous segment: segment files are
+    /// missing (a gap), or a file overlaps the seqs before it (a duplicate or stray).
     SeqGap,
 }
 
-/// The first place where the log stops being valid.
+/// What recovery does about a damaged range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DamageKind {
+    /// The end of the last segment file, where a crash left an unfinished write: never
+    /// durable. Cut without quarantine; its seqs are reused.
+    TornTail,
+    /// Bytes that held (or may have held) durable records: copied to quarantine, and the
+    /// seqs `from_seq..to_seq` become a hole in the log.
+    Lost,
+    /// Segment files missing between two segments: the seqs become a hole; no bytes exist.
+    Missing,
+    /// A file named like a segment that is not part of the log (no segment magic and no
+    /// frame of ours in it, or seqs that overlap the log before it): quarantined and removed.
+    Foreign,
+}
+
+/// One damaged range of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Defect {
-    /// The seq the first invalid record would have had.
-    pub seq: u64,
-    /// The segment file holding the defect.
+pub struct Damage {
+    /// The segment file holding it (for [`DamageKind::Missing`], the segment before the gap).
     pub segment: String,
-    /// Byte offset of the defect in that file.
+    /// Byte offset in that file (for `Missing`: the end of the file).
     pub offset: u64,
+    /// Damaged bytes from `offset` (0 for `Missing`).
+    pub len: u64,
     pub reason: DefectReason,
-    /// Bytes from the defect to the end of its segment, plus every later segment file.
-    pub bytes_after: u64,
-    /// Whether any valid frame (or valid segment header) exists after the defect: `true`
-    /// means durable data was damaged in the middle of the log. `false` alone does not make a
-    /// torn tail: see [`Scan::is_torn_tail`].
-    pub valid_frames_after: bool,
-    /// Valid frames found after the defect (a lower bound of the records lost by cutting).
-    pub frames_after: u64,
+    pub kind: DamageKind,
+    /// The seqs these bytes held or may have held: `from_seq..to_seq` (empty for a torn tail
+    /// and a foreign file).
+    pub from_seq: u64,
+    pub to_seq: u64,
+    /// Whether `from_seq..to_seq` is exactly the seqs lost (an intact frame or segment
+    /// follows) or an upper bound (damage at the end of the log: as many seqs as the bytes
+    /// could have held, so that none of them is reused).
+    pub exact: bool,
+}
+
+impl Damage {
+    /// Seqs this damage takes out of the log.
+    pub fn seqs(&self) -> u64 {
+        self.to_seq - self.from_seq
+    }
+
+    /// Whether recovery copies its bytes into quarantine before removing them.
+    pub fn quarantined(&self) -> bool {
+        matches!(self.kind, DamageKind::Lost | DamageKind::Foreign) && self.len > 0
+    }
+}
+
+/// Seqs that hold no record, recorded in the log by a hole frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hole {
+    pub segment: String,
+    pub from_seq: u64,
+    pub to_seq: u64,
 }
 
 /// The result of [`scan`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Scan {
-    /// Segments of the valid prefix, in order; the defect's segment is included with its valid
-    /// part when its header is valid.
+    /// Segments of the log, in order (files with a damaged header included when recovery
+    /// rewrites them; foreign files not).
     pub segments: Vec<SegmentSummary>,
-    /// Segment files wholly after the defect (or with a bad header), in order.
-    pub beyond: Vec<String>,
+    /// Every damaged range, in log order.
+    pub damage: Vec<Damage>,
+    /// Holes already recorded in the log.
+    pub holes: Vec<Hole>,
     /// Files that are not segments (snapshots, quarantine, temporary files...).
     pub foreign: Vec<String>,
     /// Valid records per version.
     pub versions: BTreeMap<u8, u64>,
     pub records: u64,
-    /// First and last valid seq, 0 if there are no records.
+    /// First and last valid record seq, 0 if there are no records.
     pub first_seq: u64,
     pub last_seq: u64,
-    /// The seq the next appended record must get.
+    /// The seq the next appended record gets once recovery has handled the damage.
     pub next_seq: u64,
-    pub defect: Option<Defect>,
 }
 
 impl Scan {
-    /// Whether the defect is only a torn tail: it lies in the frames of the last segment file
-    /// (past a valid header) and no valid frame follows it — what a crash during an unsynced
-    /// write leaves ([`DefectReason::TornTail`], or garbage: `BadMagic`, `BadCrc`,
-    /// `BadVersion`). Recovery cuts a torn tail without keeping it; every other cut is first
-    /// copied into quarantine (FORMAT.md "Recovery"). `false` without a defect.
-    pub fn is_torn_tail(&self) -> bool {
-        self.defect.as_ref().is_some_and(|d| {
-            !d.valid_frames_after
-                && self.beyond.is_empty()
-                && self.segments.last().is_some_and(|s| s.name == d.segment)
-        })
+    /// Whether the log is intact: no damage, torn tail included.
+    pub fn is_clean(&self) -> bool {
+        self.damage.is_empty()
     }
 
-    /// Reads the records of the valid prefix with seq `>= from_seq`.
+    /// The torn tail, if the log ends in one.
+    pub fn torn_tail(&self) -> Option<&Damage> {
+        self.damage.iter().find(|d| d.kind == DamageKind::TornTail)
+    }
+
+    /// Damage beyond a torn tail: durable bytes lost, or foreign files.
+    pub fn lost(&self) -> impl Iterator<Item = &Damage> {
+        self.damage.iter().filter(|d| d.kind != DamageKind::TornTail)
+    }
+
+    /// Whether the only damage is a torn tail (`false` for a clean log).
+    pub fn is_torn_tail(&self) -> bool {
+        self.torn_tail().is_some() && self.lost().next().is_none()
+    }
+
+    /// Seq of the first segment: where the log starts (`next_seq` if it has no segment).
+    pub fn start_seq(&self) -> u64 {
+        self.segments.first().map_or(self.next_seq, |s| s.base_seq)
+    }
+
+    /// Reads the valid records with seq `>= from_seq`, damaged bytes skipped.
     pub fn reader<'s, S: Storage>(&self, storage: &'s S, from_seq: u64) -> Reader<'s, S> {
-        let segments = self.segments.iter().map(|s| (s.name.clone(), s.base_seq, s.records)).collect();
-        Reader::new(storage, segments, from_seq, self.last_seq)
+        let segments = self
+            .segments
+            .iter()
+            .map(|s| ReadSegment {
+                name: s.name.clone(),
+                next_seq: s.next_seq,
+                holes: s.format >= crate::segment::SEGMENT_FORMAT_WITH_HOLES || !s.header_ok,
+                runs: s.runs.clone(),
+            })
+            .collect();
+        Reader::new(storage, segments, from_seq, self.next_seq.saturating_sub(1))
     }
 }
 
 /// Scans the log in `storage`. Never writes.
 pub fn scan<S: Storage>(storage: &S) -> Result<Scan, ScanError> {
-    let names = storage.list().map_err(|source| ScanError::Io { name: String::new(), source })?;
+    let names = storage.list().map_err(|source| ScanError::Io { name: storage.describe(""), source })?;
     let mut out = Scan::default();
-    let mut segs = Vec::new();
+    let mut files = Vec::new();
     for name in names {
         match parse_segment_name(&name) {
-            Some(base) => segs.push((name, base)),
+            Some(base) => files.push((name, base)),
             None => out.foreign.push(name),
         }
     }
-    let read =
-        |name: &str| storage.read(name).map_err(|source| ScanError::Io { name: name.to_string(), source });
-    let seg_count = segs.len();
-    // The seq the next record must have; None before the first segment.
-    let mut expected: Option<u64> = None;
-    for (i, (name, name_base)) in segs.iter().enumerate() {
-        if let Some(defect) = &mut out.defect {
-            let data = read(name)?;
-            defect.bytes_after += data.len() as u64;
-            if let Ok(base) = decode_header(&data) {
-                defect.valid_frames_after = true;
-                defect.frames_after += count_frames(&data, SEGMENT_HEADER_LEN, base);
-            }
-            out.beyond.push(name.clone());
-            continue;
-        }
-        let data = read(name)?;
-        let is_last = i + 1 == seg_count;
-        let want = expected.unwrap_or(*name_base);
-        let header = decode_header(&data).and_then(|base| {
-            if base == *name_base {
-                Ok(base)
-            } else {
-                Err(HeaderError::NameMismatch { header: base, name: *name_base })
-            }
-        });
-        let base = match header {
-            Ok(base) if base == want => base,
-            Ok(base) => {
-                // Contiguity: a duplicated, skipped or reordered segment.
-                let frames = count_frames(&data, SEGMENT_HEADER_LEN, base);
-                out.defect = Some(Defect {
-                    seq: want,
-                    segment: name.clone(),
-                    offset: 0,
-                    reason: DefectReason::SeqGap,
-                    bytes_after: data.len() as u64,
-                    valid_frames_after: true,
-                    frames_after: frames,
-                });
-                out.beyond.push(name.clone());
-                continue;
-            }
-            // Headers are written atomically: a short or bad one is never a crash artifact.
-            Err(_) => {
-                let (found, frames) = resync(&data, 1, want);
-                out.defect = Some(Defect {
-                    seq: want,
-                    segment: name.clone(),
-                    offset: 0,
-                    reason: DefectReason::BadSegmentHeader,
-                    bytes_after: data.len() as u64,
-                    valid_frames_after: found,
-                    frames_after: frames,
-                });
-                out.beyond.push(name.clone());
-                continue;
-            }
-        };
-        let mut pos = SEGMENT_HEADER_LEN;
-        let mut seq = base;
-        let mut failure = None;
-        // `pos` never exceeds data.len(), which is a usize.
-        while (pos as usize) < data.len() {
-            match frame::decode(&data[pos as usize..], seq) {
-                Ok((rec, len)) => {
-                    *out.versions.entry(rec.version).or_insert(0) += 1;
-                    pos += len;
-                    seq += 1;
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-        let records = seq - base;
-        if records > 0 {
-            if out.first_seq == 0 {
-                out.first_seq = base;
-            }
-            out.last_seq = seq - 1;
-            out.records += records;
-        }
-        out.segments.push(SegmentSummary { name: name.clone(), base_seq: base, records, bytes: pos });
-        expected = Some(seq);
-        if let Some(e) = failure {
-            let (found, frames) = resync(&data, pos + 1, seq);
-            let reason = match e {
-                // Only the last segment can end in an unsynced write: a segment is synced
-                // before the next one is started.
-                FrameError::ShortHeader | FrameError::LengthPastEnd { .. } if is_last && !found => {
-                    DefectReason::TornTail
-                }
-                FrameError::ShortHeader | FrameError::LengthPastEnd { .. } => DefectReason::BadLength,
-                FrameError::BadMagic(_) => DefectReason::BadMagic,
-                FrameError::BadCrc { .. } => DefectReason::BadCrc,
-                FrameError::VersionZero => DefectReason::BadVersion,
-                FrameError::PayloadTooLarge(_) => DefectReason::BadLength,
-            };
-            out.defect = Some(Defect {
-                seq,
-                segment: name.clone(),
-                offset: pos,
-                reason,
-                bytes_after: data.len() as u64 - pos,
-                valid_frames_after: found,
-                frames_after: frames,
-            });
-        }
+    let mut w = Walker { out, next: None, open_end: None, solver: Solver::default() };
+    let last = files.len().checked_sub(1);
+    for (i, (name, name_base)) in files.iter().enumerate() {
+        let data =
+            storage.read(name).map_err(|source| ScanError::Io { name: storage.describe(name), source })?;
+        w.file(name, *name_base, &data, Some(i) == last);
     }
-    out.next_seq = match (&out.defect, expected) {
-        (_, Some(seq)) => seq,
-        (Some(d), None) => d.seq,
-        (None, None) => 1,
-    };
+    w.finish();
+    let mut out = w.out;
+    out.next_seq = w.next.unwrap_or(1);
     Ok(out)
 }
 
-/// Counts valid frames from `pos`, the first one being record `seq`.
-fn count_frames(data: &[u8], mut pos: u64, mut seq: u64) -> u64 {
-    let mut n = 0;
-    while let Some(rest) = data.get(pos as usize..).filter(|r| !r.is_empty()) {
-        match frame::decode(rest, seq) {
-            Ok((_, len)) => {
-                pos += len;
-                seq += 1;
-                n += 1;
-            }
-            Err(_) => break,
-        }
-    }
-    n
+/// The scan's state while it walks the files.
+struct Walker {
+    out: Scan,
+    /// The seq the next segment must start at (`None` before the first).
+    next: Option<u64>,
+    /// Damage running to the end of the previous segment, whose seqs end where the next
+    /// segment starts: (index in `out.damage`, index in `out.segments`).
+    open_end: Option<(usize, usize)>,
+    solver: Solver,
 }
 
-/// Looks for a valid frame at any offset `>= from` whose seq is in `seq..seq + RESYNC_SEQS`,
-/// and counts the frames that chain from it. Returns (found, frames).
-fn resync(data: &[u8], from: u64, seq: u64) -> (bool, u64) {
+impl Walker {
+    fn file(&mut self, name: &str, name_base: u64, data: &[u8], is_last: bool) {
+        let header = decode_segment_header(data).and_then(|h| {
+            if h.base_seq == name_base {
+                Ok(h)
+            } else {
+                Err(HeaderError::NameMismatch { header: h.base_seq, name: name_base })
+            }
+        });
+        // A segment must not start before the seqs already covered.
+        let floor = match self.open_end {
+            Some((d, _)) => self.out.damage[d].from_seq,
+            None => self.next.unwrap_or(0),
+        };
+        if name_base < floor {
+            self.foreign(name, data, DefectReason::SeqGap);
+            return;
+        }
+        let (start, seq, format, holes, header_ok) = match header {
+            Ok(h) => (SEGMENT_HEADER_LEN, h.base_seq, h.format, h.holes_allowed(), true),
+            Err(e) => {
+                // Salvage the frames of a file with a damaged header: its name gives the seqs.
+                let hi = name_base.saturating_add(data.len() as u64 / FRAME_HEADER_LEN);
+                match find_frame(&mut self.solver, data, 0, 0, name_base, hi, true) {
+                    Some((offset, s)) => (offset, s, 1, true, false),
+                    // No segment magic and no frame of ours, or shorter than a header (headers
+                    // are written atomically): never part of the log, never held a record.
+                    None if e == HeaderError::BadMagic || data.len() < SEGMENT_HEADER_LEN as usize => {
+                        self.foreign(name, data, DefectReason::BadSegmentHeader);
+                        return;
+                    }
+                    None => {
+                        self.whole_file_lost(name, name_base, data, is_last);
+                        return;
+                    }
+                }
+            }
+        };
+        let index = self.push_segment(name, name_base, data, format, header_ok);
+        if !header_ok {
+            // The bytes before the first salvaged frame (the header among them) are lost,
+            // with the seqs before that frame.
+            self.out.damage.push(Damage {
+                segment: name.to_string(),
+                offset: 0,
+                len: start,
+                reason: DefectReason::BadSegmentHeader,
+                kind: DamageKind::Lost,
+                from_seq: name_base,
+                to_seq: seq,
+                exact: true,
+            });
+        }
+        self.frames(index, data, start, seq, holes, is_last);
+    }
+
+    /// Starts segment `name` at `base` and returns its index.
+    fn push_segment(&mut self, name: &str, base: u64, data: &[u8], format: u8, header_ok: bool) -> usize {
+        self.start_segment(base);
+        self.out.segments.push(SegmentSummary {
+            name: name.to_string(),
+            base_seq: base,
+            records: 0,
+            next_seq: base,
+            bytes: if header_ok { SEGMENT_HEADER_LEN } else { 0 },
+            file_bytes: data.len() as u64,
+            format,
+            header_ok,
+            holes: 0,
+            runs: Vec::new(),
+        });
+        self.out.segments.len() - 1
+    }
+
+    /// A segment file with a damaged header and no intact frame, but the segment magic (so
+    /// ours): all of it is lost. Its seqs run to the next segment; in the last file, as many
+    /// as its frames could have held (a file shorter than a header never held a valid one,
+    /// headers being written atomically, so never a record).
+    fn whole_file_lost(&mut self, name: &str, base: u64, data: &[u8], is_last: bool) {
+        let index = self.push_segment(name, base, data, 1, false);
+        let mut d = Damage {
+            segment: name.to_string(),
+            offset: 0,
+            len: data.len() as u64,
+            reason: DefectReason::BadSegmentHeader,
+            kind: DamageKind::Lost,
+            from_seq: base,
+            to_seq: base,
+            exact: false,
+        };
+        if is_last {
+            d.to_seq = base + (data.len() as u64).saturating_sub(SEGMENT_HEADER_LEN) / FRAME_HEADER_LEN;
+            self.out.segments[index].next_seq = d.to_seq;
+            self.next = Some(d.to_seq);
+            self.out.damage.push(d);
+        } else {
+            self.next = Some(base);
+            self.out.damage.push(d);
+            self.open_end = Some((self.out.damage.len() - 1, index));
+        }
+    }
+
+    /// Walks the frames of segment `index` from `pos` (whose seq is `seq`).
+    fn frames(&mut self, index: usize, data: &[u8], mut pos: u64, mut seq: u64, holes: bool, is_last: bool) {
+        let len = data.len() as u64;
+        let mut run = (pos, seq);
+        while pos < len {
+            match frame::decode_frame(&data[pos as usize..], seq, holes) {
+                Ok((frame, flen)) => {
+                    self.count(index, &frame);
+                    pos += flen;
+                    seq = frame.next_seq();
+                }
+                Err(e) => {
+                    self.close_run(index, run, pos, seq);
+                    let reason = reason_of(e);
+                    let hi = seq.saturating_add((len - pos) / FRAME_HEADER_LEN);
+                    match find_frame(&mut self.solver, data, pos + 1, pos, seq, hi, holes) {
+                        Some((next, s)) => {
+                            let d = Damage {
+                                segment: self.out.segments[index].name.clone(),
+                                offset: pos,
+                                len: next - pos,
+                                reason,
+                                kind: DamageKind::Lost,
+                                from_seq: seq,
+                                to_seq: s,
+                                exact: true,
+                            };
+                            self.out.damage.push(d);
+                            pos = next;
+                            seq = s;
+                            run = (pos, seq);
+                        }
+                        None => {
+                            self.out.segments[index].next_seq = seq;
+                            self.end_damage(index, data, pos, is_last, reason);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        self.close_run(index, run, pos, seq);
+        self.out.segments[index].next_seq = seq;
+        self.next = Some(seq);
+    }
+
+    /// Damage from `pos` to the end of segment `index`. In the last segment file it is a
+    /// torn tail or lost records, judged from its bytes; elsewhere its seqs run up to the next
+    /// segment (resolved when that arrives, in `start_segment`).
+    fn end_damage(&mut self, index: usize, data: &[u8], pos: u64, is_last: bool, reason: DefectReason) {
+        let seg = &self.out.segments[index];
+        let from = seg.next_seq;
+        let region = &data[pos as usize..];
+        let mut d = Damage {
+            segment: seg.name.clone(),
+            offset: pos,
+            len: region.len() as u64,
+            reason,
+            kind: DamageKind::Lost,
+            from_seq: from,
+            to_seq: from,
+            exact: false,
+        };
+        if is_last {
+            let tail = classify_tail(region, from);
+            d.kind = tail.kind;
+            d.to_seq = from + tail.seqs;
+            d.exact = tail.exact;
+            if tail.kind == DamageKind::TornTail && d.reason == DefectReason::BadLength {
+                // Not damage: the file simply ends inside the frame being written.
+                d.reason = DefectReason::TornTail;
+            }
+            self.out.segments[index].next_seq = d.to_seq;
+            self.next = Some(d.to_seq);
+            self.out.damage.push(d);
+            return;
+        }
+        self.next = Some(from);
+        self.out.damage.push(d);
+        self.open_end = Some((self.out.damage.len() - 1, index));
+    }
+
+    /// A segment starts at `base`: resolves damage left open at the end of the previous one,
+    /// or records the seqs missing between them.
+    fn start_segment(&mut self, base: u64) {
+        if let Some((d, seg)) = self.open_end.take() {
+            let damage = &mut self.out.damage[d];
+            damage.to_seq = base;
+            damage.exact = true;
+            self.out.segments[seg].next_seq = base;
+        } else if let Some(next) = self.next {
+            if base > next {
+                let prev = self.out.segments.last_mut().expect("a previous segment set `next`");
+                prev.next_seq = base;
+                let d = Damage {
+                    segment: prev.name.clone(),
+                    offset: prev.file_bytes,
+                    len: 0,
+                    reason: DefectReason::SeqGap,
+                    kind: DamageKind::Missing,
+                    from_seq: next,
+                    to_seq: base,
+                    exact: true,
+                };
+                self.out.damage.push(d);
+            }
+        }
+        self.next = Some(base);
+    }
+
+    /// The end of the walk: damage still open ran to the end of a segment that no later
+    /// segment bounds (only foreign files followed). Its seqs are bounded by its bytes.
+    fn finish(&mut self) {
+        if let Some((d, seg)) = self.open_end.take() {
+            let damage = &mut self.out.damage[d];
+            damage.to_seq = damage.from_seq + damage.len / FRAME_HEADER_LEN;
+            damage.exact = false;
+            self.out.segments[seg].next_seq = damage.to_seq;
+            self.next = Some(damage.to_seq);
+        }
+    }
+
+    fn foreign(&mut self, name: &str, data: &[u8], reason: DefectReason) {
+        self.out.damage.push(Damage {
+            segment: name.to_string(),
+            offset: 0,
+            len: data.len() as u64,
+            reason,
+            kind: DamageKind::Foreign,
+            from_seq: 0,
+            to_seq: 0,
+            exact: true,
+        });
+    }
+
+    fn count(&mut self, index: usize, frame: &Frame<'_>) {
+        let seg = &mut self.out.segments[index];
+        match frame {
+            Frame::Record(r) => {
+                seg.records += 1;
+                self.out.records += 1;
+                *self.out.versions.entry(r.version).or_insert(0) += 1;
+                if self.out.first_seq == 0 {
+                    self.out.first_seq = r.seq;
+                }
+                self.out.last_seq = r.seq;
+            }
+            Frame::Hole { seq, count } => {
+                seg.holes += 1;
+                self.out.holes.push(Hole { segment: seg.name.clone(), from_seq: *seq, to_seq: seq + count });
+            }
+        }
+    }
+
+    fn close_run(&mut self, index: usize, (offset, seq): (u64, u64), end: u64, next_seq: u64) {
+        if end > offset {
+            let seg = &mut self.out.segments[index];
+            seg.bytes += end - offset;
+            seg.runs.push(Run { offset, len: end - offset, seq, next_seq });
+        }
+    }
+}
+
+fn reason_of(e: FrameError) -> DefectReason {
+    match e {
+        FrameError::ShortHeader | FrameError::LengthPastEnd { .. } | FrameError::PayloadTooLarge(_) => {
+            DefectReason::BadLength
+        }
+        FrameError::BadMagic(_) => DefectReason::BadMagic,
+        FrameError::BadCrc { .. } => DefectReason::BadCrc,
+        FrameError::VersionZero => DefectReason::BadVersion,
+        FrameError::BadHole => DefectReason::BadHole,
+    }
+}
+
+/// How the bytes after the last valid frame of the log are judged.
+struct Tail {
+    kind: DamageKind,
+    seqs: u64,
+    exact: bool,
+}
+
+/// Judges `region`, the bytes after the last valid frame of the last segment file (whose
+/// first frame would have seq `seq`; nothing valid follows in them).
+///
+/// An unfinished write — fewer bytes than a frame header, a length running past the end of
+/// the file, garbage where a magic should be — is a torn tail. A complete-looking frame whose
+/// CRC fails (a flipped byte in a frame that may have been durable), or a complete frame with
+/// a damaged magic or length field (its CRC verifies once the field is corrected), is lost
+/// data: quarantined, and its seqs never reused.
+fn classify_tail(region: &[u8], seq: u64) -> Tail {
+    // Frames chained by their headers: magic, a version, a length that fits.
+    let (mut pos, mut complete) = (0usize, 0u64);
+    while let Some(h) = region.get(pos..pos + FRAME_HEADER_LEN as usize) {
+        let len = usize::from(u16::from_le_bytes([h[2], h[3]]));
+        if h[0] != FRAME_MAGIC || h[1] == 0 || pos + FRAME_HEADER_LEN as usize + len > region.len() {
+            break;
+        }
+        pos += FRAME_HEADER_LEN as usize + len;
+        complete += 1;
+    }
+    if complete > 0 {
+        return if pos == region.len() {
+            Tail { kind: DamageKind::Lost, seqs: complete, exact: true }
+        } else {
+            // As many frames as the bytes could hold (each is at least a header).
+            Tail { kind: DamageKind::Lost, seqs: region.len() as u64 / FRAME_HEADER_LEN, exact: false }
+        };
+    }
+    if let Some(h) = region.get(..FRAME_HEADER_LEN as usize) {
+        let version = h[1];
+        let stored = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+        let body = &region[FRAME_HEADER_LEN as usize..];
+        let stated = usize::from(u16::from_le_bytes([h[2], h[3]]));
+        let verifies = |payload: &[u8]| {
+            version != 0
+                && payload.len() <= frame::MAX_PAYLOAD_LEN
+                && frame::frame_crc(seq, version, payload) == stored
+        };
+        // A damaged length: the frame fills the region exactly.
+        // A damaged magic: the stated length fits.
+        if verifies(body) || body.get(..stated).is_some_and(verifies) {
+            let exact = verifies(body) || stated == body.len();
+            let seqs = if exact { 1 } else { region.len() as u64 / FRAME_HEADER_LEN };
+            return Tail { kind: DamageKind::Lost, seqs, exact };
+        }
+    }
+    Tail { kind: DamageKind::TornTail, seqs: 0, exact: true }
+}
+
+/// Finds the first intact frame at an offset `>= from` whose seq lies in
+/// `seq..=seq + (offset - damage_start) / 8` (a damaged range of `n` bytes holds at most
+/// `n / 8` frames), capped at `hi`. A candidate counts only if the frame after it is intact
+/// too, or it ends exactly at the end of the file: a random match of the CRC alone is
+/// possible in a large damaged range, two in a row are not. Returns (offset, seq).
+fn find_frame(
+    solver: &mut Solver,
+    data: &[u8],
+    from: u64,
+    damage_start: u64,
+    seq: u64,
+    hi: u64,
+    holes: bool,
+) -> Option<(u64, u64)> {
     let hdr = FRAME_HEADER_LEN as usize;
     let mut o = from as usize;
     while o + hdr <= data.len() {
         let h = &data[o..o + hdr];
-        let len = u16::from_le_bytes([h[2], h[3]]) as usize;
-        if h[0] == FRAME_MAGIC && h[1] != 0 && o + hdr + len <= data.len() {
+        let len = usize::from(u16::from_le_bytes([h[2], h[3]]));
+        let magic_ok = h[0] == FRAME_MAGIC || (holes && h[0] == HOLE_MAGIC);
+        if magic_ok && h[1] != 0 && o + hdr + len <= data.len() {
             let stored = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-            // CRC(seq ++ rest) = combine(CRC(seq), CRC(rest)): the payload is hashed once.
             let rest = crc32c::crc32c_append(crc32c::crc32c(&h[1..4]), &data[o + hdr..o + hdr + len]);
-            for j in 0..RESYNC_SEQS {
-                let s = seq + j;
-                if crc32c::crc32c_combine(crc32c::crc32c(&s.to_le_bytes()), rest, 3 + len) == stored {
-                    return (true, count_frames(data, o as u64, s));
+            let top = seq.saturating_add((o as u64 - damage_start) / FRAME_HEADER_LEN).min(hi);
+            if let Some(s) = solver.seq_for_crc(stored, rest, 3 + len as u64, seq, top) {
+                if confirmed(data, o, s, holes) {
+                    return Some((o as u64, s));
                 }
             }
         }
         o += 1;
     }
-    (false, 0)
+    None
+}
+
+/// Whether the frame at `o` (seq `s`) is intact and followed by an intact frame or the end.
+fn confirmed(data: &[u8], o: usize, s: u64, holes: bool) -> bool {
+    let Ok((frame, len)) = frame::decode_frame(&data[o..], s, holes) else {
+        return false;
+    };
+    let after = o + len as usize;
+    after == data.len() || frame::decode_frame(&data[after..], frame.next_seq(), holes).is_ok()
 }
 
 #[derive(Debug, Error)]
 pub enum ReadError {
-    #[error("I/O error reading {name:?}: {source}")]
+    #[error("I/O error reading {name}: {source}")]
     Io { name: String, source: io::Error },
     /// The file changed since it was scanned.
-    #[error("record {seq} in {name:?} no longer valid: {error}")]
+    #[error("record {seq} in {name} no longer valid: {error}")]
     Frame { name: String, seq: u64, error: FrameError },
 }
 
-/// Reads records in seq order, one segment file in memory at a time. A lending reader: each
-/// record borrows the reader's buffer, so there is no allocation per record.
+/// A segment as the reader sees it: where its valid frames are.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadSegment {
+    pub(crate) name: String,
+    pub(crate) next_seq: u64,
+    pub(crate) holes: bool,
+    pub(crate) runs: Vec<Run>,
+}
+
+/// Reads records in seq order, one segment file in memory at a time, skipping holes and
+/// damaged bytes. A lending reader: each record borrows the reader's buffer, so there is no
+/// allocation per record.
 ///
 /// ```
 /// use flash_layout::{scan, MemStorage};
@@ -321,36 +664,35 @@ pub enum ReadError {
 #[derive(Debug)]
 pub struct Reader<'s, S: Storage> {
     storage: &'s S,
-    /// (name, base_seq, records) of the segments still to read.
-    segments: Vec<(String, u64, u64)>,
+    segments: Vec<ReadSegment>,
     next_segment: usize,
     buf: Vec<u8>,
     name: String,
+    holes: bool,
+    runs: Vec<Run>,
+    next_run: usize,
     pos: usize,
+    run_end: usize,
     /// Seq of the frame at `pos`.
     seq: u64,
-    /// Last seq of the loaded segment.
-    seg_last: u64,
     from_seq: u64,
     last_seq: u64,
 }
 
 impl<'s, S: Storage> Reader<'s, S> {
-    pub(crate) fn new(
-        storage: &'s S,
-        segments: Vec<(String, u64, u64)>,
-        from_seq: u64,
-        last_seq: u64,
-    ) -> Self {
+    pub(crate) fn new(storage: &'s S, segments: Vec<ReadSegment>, from_seq: u64, last_seq: u64) -> Self {
         Self {
             storage,
             segments,
             next_segment: 0,
             buf: Vec::new(),
             name: String::new(),
+            holes: false,
+            runs: Vec::new(),
+            next_run: 0,
             pos: 0,
+            run_end: 0,
             seq: 1,
-            seg_last: 0,
             from_seq,
             last_seq,
         }
@@ -363,196 +705,62 @@ impl<'s, S: Storage> Reader<'s, S> {
             if self.seq > self.last_seq {
                 return Ok(None);
             }
-            if self.seq <= self.seg_last && self.pos < self.buf.len() {
-                let (rec, len) = frame::decode(&self.buf[self.pos..], self.seq)
+            if self.pos < self.run_end {
+                let bytes = &self.buf[self.pos..self.run_end];
+                let (frame, len) = frame::decode_frame(bytes, self.seq, self.holes)
                     .map_err(|error| ReadError::Frame { name: self.name.clone(), seq: self.seq, error })?;
                 let start = self.pos;
-                self.pos += len as usize; // within buf, which is a usize-indexed slice
-                self.seq += 1;
-                if rec.seq >= self.from_seq {
-                    let payload_start = start + FRAME_HEADER_LEN as usize;
-                    return Ok(Some(Record {
-                        seq: rec.seq,
-                        version: rec.version,
-                        payload: &self.buf[payload_start..self.pos],
-                    }));
+                self.pos += len as usize; // within the run, which is within buf
+                self.seq = frame.next_seq();
+                match frame {
+                    Frame::Record(rec) if rec.seq >= self.from_seq && rec.seq <= self.last_seq => {
+                        let payload_start = start + FRAME_HEADER_LEN as usize;
+                        return Ok(Some(Record {
+                            seq: rec.seq,
+                            version: rec.version,
+                            payload: &self.buf[payload_start..self.pos],
+                        }));
+                    }
+                    _ => continue,
                 }
+            }
+            if let Some(run) = self.runs.get(self.next_run).copied() {
+                self.next_run += 1;
+                if run.next_seq <= self.from_seq {
+                    continue; // entirely before what is asked
+                }
+                let end = run.offset + run.len;
+                if end > self.buf.len() as u64 {
+                    // The file shrank since it was scanned.
+                    let error = FrameError::LengthPastEnd { len: run.len, available: self.buf.len() as u64 };
+                    return Err(ReadError::Frame { name: self.name.clone(), seq: run.seq, error });
+                }
+                self.pos = run.offset as usize;
+                self.run_end = end as usize;
+                self.seq = run.seq;
                 continue;
             }
-            // Load the next segment that holds a record >= from_seq.
-            let Some((name, base, records)) = self.segments.get(self.next_segment).cloned() else {
+            // Load the next segment that holds a seq >= from_seq.
+            let Some(seg) = self.segments.get(self.next_segment).cloned() else {
                 return Ok(None);
             };
             self.next_segment += 1;
-            if records == 0 || base + records - 1 < self.from_seq {
+            if seg.next_seq <= self.from_seq || seg.runs.is_empty() {
                 continue;
             }
-            self.buf =
-                self.storage.read(&name).map_err(|source| ReadError::Io { name: name.clone(), source })?;
-            self.name = name;
-            self.pos = SEGMENT_HEADER_LEN as usize;
-            self.seq = base;
-            self.seg_last = base + records - 1;
+            self.buf = self
+                .storage
+                .read(&seg.name)
+                .map_err(|source| ReadError::Io { name: self.storage.describe(&seg.name), source })?;
+            self.name = seg.name;
+            self.holes = seg.holes;
+            self.runs = seg.runs;
+            self.next_run = 0;
+            self.pos = 0;
+            self.run_end = 0;
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::log::{FlushPolicy, Log, LogConfig};
-    use crate::segment::segment_name;
-    use crate::storage::MemStorage;
-
-    /// 12 records in 100-byte segments, versions alternating 1 and 2, plus a foreign file.
-    fn log_storage() -> MemStorage {
-        let cfg = LogConfig {
-            segment_bytes: 100,
-            flush: FlushPolicy { max_records: 2, max_bytes: 1 << 20, max_value: 0 },
-        };
-        let (mut log, _) = Log::open(MemStorage::new(), cfg).unwrap();
-        for seq in 1..=12u64 {
-            log.append(1 + (seq % 2) as u8, format!("rec {seq:02}").as_bytes(), 0, false).unwrap();
-        }
-        let mut s = log.into_storage();
-        s.write_atomic("snapshots.redb", b"not ours").unwrap();
-        s
-    }
-
-    #[test]
-    fn clean_log_report_and_reader() {
-        let s = log_storage();
-        let scan = scan(&s).unwrap();
-        assert_eq!(scan.defect, None);
-        assert_eq!((scan.records, scan.first_seq, scan.last_seq, scan.next_seq), (12, 1, 12, 13));
-        assert_eq!(scan.versions, BTreeMap::from([(1, 6), (2, 6)]));
-        assert_eq!(scan.foreign, vec!["snapshots.redb".to_string()]);
-        // Frames are 14 bytes: 4 per 100-byte segment.
-        assert_eq!(scan.segments.len(), 3);
-        assert_eq!(scan.segments[1].base_seq, 5);
-        assert_eq!(scan.segments[1].bytes, 32 + 4 * 14);
-        let mut r = scan.reader(&s, 6);
-        let mut seqs = Vec::new();
-        while let Some(rec) = r.next().unwrap() {
-            assert_eq!(rec.payload, format!("rec {:02}", rec.seq).as_bytes());
-            seqs.push(rec.seq);
-        }
-        assert_eq!(seqs, (6..=12).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn empty_directory_is_an_empty_log() {
-        let scan = scan(&MemStorage::new()).unwrap();
-        assert_eq!((scan.records, scan.next_seq, scan.defect), (0, 1, None));
-    }
-
-    #[test]
-    fn torn_tail_versus_bit_rot() {
-        let mut s = log_storage();
-        let last = segment_name(9);
-        let len = s.size(&last).unwrap();
-        s.truncate(&last, len - 3).unwrap();
-        let d = scan(&s).unwrap().defect.unwrap();
-        assert_eq!(
-            (d.seq, d.offset, d.reason, d.valid_frames_after),
-            (12, 32 + 3 * 14, DefectReason::TornTail, false)
-        );
-        assert_eq!(d.bytes_after, 11);
-
-        let mut s = log_storage();
-        let first = segment_name(1);
-        s.bytes_mut(&first).unwrap()[32 + 14] = 0x00; // magic of record 2
-        let before = s.clone().list().unwrap();
-        let scan2 = scan(&s).unwrap();
-        let d = scan2.defect.unwrap();
-        assert_eq!((d.seq, d.offset, d.reason, d.valid_frames_after), (2, 46, DefectReason::BadMagic, true));
-        assert_eq!(d.frames_after, 2 + 4 + 4);
-        assert_eq!(scan2.beyond, vec![segment_name(5), segment_name(9)]);
-        assert_eq!(scan2.last_seq, 1);
-        assert_eq!(s.list().unwrap(), before, "scan never writes");
-
-        // A corrupted length that runs past the end, with frames behind it.
-        let mut s = log_storage();
-        s.bytes_mut(&first).unwrap()[32 + 14 + 3] = 0xFF;
-        assert_eq!(scan(&s).unwrap().defect.unwrap().reason, DefectReason::BadLength);
-    }
-
-    #[test]
-    fn segment_named_file_with_bad_magic_or_gap() {
-        let mut s = log_storage();
-        s.bytes_mut(&segment_name(5)).unwrap()[0] = b'X';
-        let d = scan(&s).unwrap().defect.unwrap();
-        assert_eq!((d.seq, d.reason, d.valid_frames_after), (5, DefectReason::BadSegmentHeader, true));
-
-        let mut s = log_storage();
-        s.write_atomic(&segment_name(100), &crate::segment::encode_header(100)).unwrap();
-        let d = scan(&s).unwrap().defect.unwrap();
-        assert_eq!((d.seq, d.reason, d.segment), (13, DefectReason::SeqGap, segment_name(100)));
-
-        // Zeroed first header: the seq comes from the file name.
-        let mut s = log_storage();
-        s.bytes_mut(&segment_name(1)).unwrap()[..32].fill(0);
-        let scan = scan(&s).unwrap();
-        let d = scan.defect.unwrap();
-        assert_eq!((d.seq, d.reason, scan.records, scan.next_seq), (1, DefectReason::BadSegmentHeader, 0, 1));
-    }
-
-    #[test]
-    fn a_short_segment_file_is_a_bad_header_not_a_torn_tail() {
-        // Headers are written atomically: a short one is never a crash artifact.
-        for bytes in [&b"not ours"[..], &b""[..], &b"LMSG"[..]] {
-            let mut s = log_storage();
-            s.write_atomic(&segment_name(13), bytes).unwrap();
-            let scan = scan(&s).unwrap();
-            let d = scan.defect.clone().unwrap();
-            assert_eq!(
-                (d.seq, d.reason, d.valid_frames_after),
-                (13, DefectReason::BadSegmentHeader, false),
-                "{bytes:?}"
-            );
-            assert!(!scan.is_torn_tail());
-        }
-        // Alone in the directory, too.
-        let mut s = MemStorage::new();
-        s.write_atomic(&segment_name(1), b"hi").unwrap();
-        let scan = scan(&s).unwrap();
-        assert_eq!(scan.defect.unwrap().reason, DefectReason::BadSegmentHeader);
-    }
-
-    #[test]
-    fn only_the_end_of_the_last_segment_can_be_a_torn_tail() {
-        let mut s = log_storage();
-        let last = segment_name(9);
-        let len = s.size(&last).unwrap();
-        s.truncate(&last, len - 3).unwrap();
-        assert!(scan(&s).unwrap().is_torn_tail());
-        // Garbage with nothing valid after it, in the last segment: what a crash leaves.
-        let mut s = log_storage();
-        let len = s.size(&last).unwrap() as usize;
-        s.bytes_mut(&last).unwrap()[len - 14..].fill(0xEE);
-        let scan1 = scan(&s).unwrap();
-        assert_eq!(scan1.defect.as_ref().unwrap().reason, DefectReason::BadMagic);
-        assert!(scan1.is_torn_tail());
-        // The same cut in a segment followed by another segment file is damage.
-        let mut s = log_storage();
-        let mid = segment_name(5);
-        let len = s.size(&mid).unwrap();
-        s.truncate(&mid, len - 3).unwrap();
-        s.remove(&last).unwrap();
-        s.write_atomic(&last, b"garbage").unwrap();
-        let scan2 = scan(&s).unwrap();
-        let d = scan2.defect.clone().unwrap();
-        assert_eq!((d.seq, d.reason, d.valid_frames_after), (8, DefectReason::BadLength, false));
-        assert!(!scan2.is_torn_tail());
-        assert!(!self::scan(&MemStorage::new()).unwrap().is_torn_tail());
-    }
-
-    #[test]
-    fn reader_reports_a_file_changed_after_the_scan() {
-        let mut s = log_storage();
-        let scan = scan(&s).unwrap();
-        s.bytes_mut(&segment_name(1)).unwrap()[40] ^= 1;
-        let mut r = scan.reader(&s, 1);
-        assert!(matches!(r.next(), Err(ReadError::Frame { seq: 1, .. })));
-    }
-}
+mod tests;

@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size  field
 //! 0       4     magic "LMSG"
-//! 4       1     format version = 1
+//! 4       1     format version: 1, or 2 for a segment that may hold hole frames
 //! 5       1     header length = 32
 //! 6       2     reserved, zero
 //! 8       8     base seq, u64 LE: seq of the first record in the segment (>= 1)
@@ -16,7 +16,11 @@
 use thiserror::Error;
 
 pub const SEGMENT_MAGIC: [u8; 4] = *b"LMSG";
+/// The format of segments the log writes.
 pub const SEGMENT_FORMAT_VERSION: u8 = 1;
+/// The format of a segment recovery rewrote with hole frames in it. Logs that were never
+/// damaged stay format 1, readable by builds that predate holes.
+pub const SEGMENT_FORMAT_WITH_HOLES: u8 = 2;
 pub const SEGMENT_HEADER_LEN: u64 = 32;
 
 /// Why the first 32 bytes of a segment file are not a valid header.
@@ -38,11 +42,30 @@ pub enum HeaderError {
     NameMismatch { header: u64, name: u64 },
 }
 
+/// A valid segment header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    pub base_seq: u64,
+    pub format: u8,
+}
+
+impl SegmentHeader {
+    /// Whether hole frames may appear in this segment.
+    pub fn holes_allowed(&self) -> bool {
+        self.format >= SEGMENT_FORMAT_WITH_HOLES
+    }
+}
+
 /// The header of the segment whose first record is `base_seq`.
 pub fn encode_header(base_seq: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
+    encode_header_format(base_seq, SEGMENT_FORMAT_VERSION)
+}
+
+/// The header of a segment of the given format version.
+pub fn encode_header_format(base_seq: u64, format: u8) -> [u8; SEGMENT_HEADER_LEN as usize] {
     let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
     h[0..4].copy_from_slice(&SEGMENT_MAGIC);
-    h[4] = SEGMENT_FORMAT_VERSION;
+    h[4] = format;
     h[5] = SEGMENT_HEADER_LEN as u8;
     h[8..16].copy_from_slice(&base_seq.to_le_bytes());
     let crc = crc32c::crc32c(&h[..28]);
@@ -51,10 +74,16 @@ pub fn encode_header(base_seq: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
 }
 
 /// Decodes and checks a segment header from the start of a file's bytes; returns the base seq.
+/// See [`decode_segment_header`] for the format too.
+pub fn decode_header(bytes: &[u8]) -> Result<u64, HeaderError> {
+    decode_segment_header(bytes).map(|h| h.base_seq)
+}
+
+/// Decodes and checks a segment header from the start of a file's bytes.
 ///
 /// A file whose first bytes disagree with the magic is `BadMagic` even when it is too short for
 /// a header (it is not a segment); `Short` is for a file that holds a prefix of the magic.
-pub fn decode_header(bytes: &[u8]) -> Result<u64, HeaderError> {
+pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
     let magic = bytes.len().min(SEGMENT_MAGIC.len());
     if bytes[..magic] != SEGMENT_MAGIC[..magic] {
         return Err(HeaderError::BadMagic);
@@ -66,7 +95,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<u64, HeaderError> {
     if crc32c::crc32c(&h[..28]) != stored {
         return Err(HeaderError::BadCrc);
     }
-    if h[4] != SEGMENT_FORMAT_VERSION {
+    if !(SEGMENT_FORMAT_VERSION..=SEGMENT_FORMAT_WITH_HOLES).contains(&h[4]) {
         return Err(HeaderError::BadFormatVersion(h[4]));
     }
     if u64::from(h[5]) != SEGMENT_HEADER_LEN {
@@ -78,7 +107,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<u64, HeaderError> {
     if base == 0 {
         return Err(HeaderError::BaseSeqZero);
     }
-    Ok(base)
+    Ok(SegmentHeader { base_seq: base, format: h[4] })
 }
 
 /// The file name of the segment starting at `base_seq`.
@@ -115,6 +144,15 @@ mod tests {
     #[test]
     fn golden_decode() {
         assert_eq!(decode_header(&GOLDEN), Ok(1));
+    }
+
+    #[test]
+    fn format_two_is_read_and_three_refused() {
+        let h = encode_header_format(9, SEGMENT_FORMAT_WITH_HOLES);
+        assert_eq!(decode_segment_header(&h), Ok(SegmentHeader { base_seq: 9, format: 2 }));
+        assert!(decode_segment_header(&h).unwrap().holes_allowed());
+        assert!(!decode_segment_header(&GOLDEN).unwrap().holes_allowed());
+        assert_eq!(decode_header(&encode_header_format(9, 3)), Err(HeaderError::BadFormatVersion(3)));
     }
 
     #[test]

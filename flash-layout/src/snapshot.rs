@@ -22,16 +22,103 @@ pub const SNAPSHOT_FILE: &str = "snapshots.redb";
 /// redb's page cache: small, this runs in 128 MB of RAM with everything else.
 const CACHE_BYTES: usize = 1 << 20;
 
+/// A snapshot database error, naming the file.
 #[derive(Debug, Error)]
 pub enum SnapshotError {
-    #[error("snapshot database: {0}")]
-    Db(#[from] redb::Error),
-    #[error("snapshot file: {0}")]
-    Io(#[from] std::io::Error),
+    #[error("snapshot database {path}: {source}")]
+    Db { path: String, source: redb::Error },
+    #[error("snapshot database {path}: {source}")]
+    Io { path: String, source: std::io::Error },
 }
 
-fn db_err(e: impl Into<redb::Error>) -> SnapshotError {
-    SnapshotError::Db(e.into())
+fn db(path: &Path, e: impl Into<redb::Error>) -> SnapshotError {
+    SnapshotError::Db { path: path.display().to_string(), source: e.into() }
+}
+
+/// What a store directory's snapshot database holds, read without changing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotFile {
+    /// No `snapshots.redb`.
+    Missing,
+    /// A file of zero bytes (creating the database was interrupted).
+    Empty,
+    /// It cannot be read as a snapshot database; why, naming the file.
+    Unreadable(String),
+    Readable {
+        /// Seqs of the snapshots kept, oldest first, valid or not.
+        seqs: Vec<u64>,
+        /// The newest snapshot whose CRC verifies: (seq, bytes).
+        latest: Option<(u64, Vec<u8>)>,
+    },
+}
+
+impl SnapshotFile {
+    /// Reads the database at `path` from a private copy in the system's temporary directory
+    /// (RAM on a router), never from the file itself: opening a redb file writes to it (it
+    /// repairs a file not closed cleanly, and creates tables), and what is inspected here —
+    /// before the node decides to start, or by `replay` — must not change.
+    pub fn inspect(path: &Path) -> SnapshotFile {
+        let shown = path.display();
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return SnapshotFile::Missing,
+            Err(e) => return SnapshotFile::Unreadable(format!("{shown}: {e}")),
+            Ok(m) if m.len() == 0 => return SnapshotFile::Empty,
+            Ok(_) => {}
+        }
+        let copy = match PrivateCopy::of(path) {
+            Ok(copy) => copy,
+            Err(e) => return SnapshotFile::Unreadable(format!("{shown}: cannot copy it to read it: {e}")),
+        };
+        let read = SnapshotStore::open(copy.file()).and_then(|s| Ok((s.seqs()?, s.latest()?)));
+        match read {
+            Ok((seqs, latest)) => SnapshotFile::Readable { seqs, latest },
+            // The error names the copy; name the original.
+            Err(SnapshotError::Db { source, .. }) => SnapshotFile::Unreadable(format!("{shown}: {source}")),
+            Err(SnapshotError::Io { source, .. }) => SnapshotFile::Unreadable(format!("{shown}: {source}")),
+        }
+    }
+
+    /// What an open store holds.
+    pub fn of(store: &SnapshotStore) -> Result<SnapshotFile, SnapshotError> {
+        Ok(SnapshotFile::Readable { seqs: store.seqs()?, latest: store.latest()? })
+    }
+
+    /// The newest snapshot whose CRC verifies.
+    pub fn latest(&self) -> Option<&(u64, Vec<u8>)> {
+        match self {
+            SnapshotFile::Readable { latest, .. } => latest.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A copy of a file in a fresh directory under the system's temporary directory, removed on
+/// drop.
+struct PrivateCopy {
+    dir: PathBuf,
+}
+
+impl PrivateCopy {
+    fn of(path: &Path) -> std::io::Result<Self> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("flash-layout-snapshots-{}-{n}", std::process::id()));
+        fs::create_dir_all(&dir)?;
+        let copy = Self { dir };
+        fs::copy(path, copy.file())?;
+        Ok(copy)
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.join(SNAPSHOT_FILE)
+    }
+}
+
+impl Drop for PrivateCopy {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The newest [`KEEP_SNAPSHOTS`] snapshots of the machines' state.
@@ -45,11 +132,12 @@ impl SnapshotStore {
     /// Opens or creates the database file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, SnapshotError> {
         let path = path.as_ref().to_path_buf();
-        let db = Database::builder().set_cache_size(CACHE_BYTES).create(&path).map_err(db_err)?;
-        let txn = db.begin_write().map_err(db_err)?;
-        txn.open_table(SNAPSHOTS).map_err(db_err)?;
-        txn.commit().map_err(db_err)?;
-        Ok(Self { db, path })
+        let database =
+            Database::builder().set_cache_size(CACHE_BYTES).create(&path).map_err(|e| db(&path, e))?;
+        let txn = database.begin_write().map_err(|e| db(&path, e))?;
+        txn.open_table(SNAPSHOTS).map_err(|e| db(&path, e))?;
+        txn.commit().map_err(|e| db(&path, e))?;
+        Ok(Self { db: database, path })
     }
 
     /// Stores the snapshot at `seq` and drops all but the newest [`KEEP_SNAPSHOTS`], in one
@@ -58,19 +146,19 @@ impl SnapshotStore {
         let mut value = Vec::with_capacity(4 + bytes.len());
         value.extend_from_slice(&snapshot_crc(seq, bytes).to_le_bytes());
         value.extend_from_slice(bytes);
-        let txn = self.db.begin_write().map_err(db_err)?;
+        let txn = self.db.begin_write().map_err(|e| db(&self.path, e))?;
         {
-            let mut table = txn.open_table(SNAPSHOTS).map_err(db_err)?;
-            table.insert(seq, value.as_slice()).map_err(db_err)?;
+            let mut table = txn.open_table(SNAPSHOTS).map_err(|e| db(&self.path, e))?;
+            table.insert(seq, value.as_slice()).map_err(|e| db(&self.path, e))?;
             let mut keys = Vec::new();
-            for entry in table.iter().map_err(db_err)?.rev().skip(KEEP_SNAPSHOTS) {
-                keys.push(entry.map_err(db_err)?.0.value());
+            for entry in table.iter().map_err(|e| db(&self.path, e))?.rev().skip(KEEP_SNAPSHOTS) {
+                keys.push(entry.map_err(|e| db(&self.path, e))?.0.value());
             }
             for k in keys {
-                table.remove(k).map_err(db_err)?;
+                table.remove(k).map_err(|e| db(&self.path, e))?;
             }
         }
-        txn.commit().map_err(db_err)?;
+        txn.commit().map_err(|e| db(&self.path, e))?;
         Ok(())
     }
 
@@ -83,10 +171,10 @@ impl SnapshotStore {
     /// replay to `seq` can start from (then the log records after it). Damaged snapshots are
     /// skipped for older ones.
     pub fn at_or_before(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>, SnapshotError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(SNAPSHOTS).map_err(db_err)?;
-        for entry in table.range(..=seq).map_err(db_err)?.rev() {
-            let (k, v) = entry.map_err(db_err)?;
+        let txn = self.db.begin_read().map_err(|e| db(&self.path, e))?;
+        let table = txn.open_table(SNAPSHOTS).map_err(|e| db(&self.path, e))?;
+        for entry in table.range(..=seq).map_err(|e| db(&self.path, e))?.rev() {
+            let (k, v) = entry.map_err(|e| db(&self.path, e))?;
             if let Some(bytes) = verified(k.value(), v.value()) {
                 return Ok(Some((k.value(), bytes.to_vec())));
             }
@@ -101,11 +189,11 @@ impl SnapshotStore {
 
     /// (seq, bytes, crc ok), oldest first.
     fn all(&self) -> Result<Vec<(u64, Vec<u8>, bool)>, SnapshotError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(SNAPSHOTS).map_err(db_err)?;
+        let txn = self.db.begin_read().map_err(|e| db(&self.path, e))?;
+        let table = txn.open_table(SNAPSHOTS).map_err(|e| db(&self.path, e))?;
         let mut out = Vec::new();
-        for entry in table.iter().map_err(db_err)? {
-            let (k, v) = entry.map_err(db_err)?;
+        for entry in table.iter().map_err(|e| db(&self.path, e))? {
+            let (k, v) = entry.map_err(|e| db(&self.path, e))?;
             let seq = k.value();
             out.push(match verified(seq, v.value()) {
                 Some(bytes) => (seq, bytes.to_vec(), true),
@@ -117,12 +205,14 @@ impl SnapshotStore {
 
     /// Size of the database file on flash.
     pub fn disk_bytes(&self) -> Result<u64, SnapshotError> {
-        Ok(fs::metadata(&self.path)?.len())
+        fs::metadata(&self.path)
+            .map(|m| m.len())
+            .map_err(|source| SnapshotError::Io { path: self.path.display().to_string(), source })
     }
 
     /// Rewrites the file to drop free pages; returns whether it did anything.
     pub fn compact(&mut self) -> Result<bool, SnapshotError> {
-        self.db.compact().map_err(db_err)
+        self.db.compact().map_err(|e| db(&self.path, e))
     }
 
     pub fn path(&self) -> &Path {
@@ -206,6 +296,35 @@ mod tests {
         assert_eq!(s.at_or_before(25).unwrap(), Some((12, b"twelve".to_vec())));
         s.write_raw(12, b"xy");
         assert_eq!(s.at_or_before(25).unwrap(), None);
+    }
+
+    #[test]
+    fn inspect_reads_a_copy_and_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SNAPSHOT_FILE);
+        assert_eq!(SnapshotFile::inspect(&path), SnapshotFile::Missing);
+        fs::write(&path, b"").unwrap();
+        assert_eq!(SnapshotFile::inspect(&path), SnapshotFile::Empty);
+        fs::write(&path, b"not a database at all, but long enough to look at").unwrap();
+        let before = fs::read(&path).unwrap();
+        match SnapshotFile::inspect(&path) {
+            SnapshotFile::Unreadable(why) => assert!(why.starts_with(&path.display().to_string()), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(fs::read(&path).unwrap(), before, "inspecting changes nothing");
+        fs::remove_file(&path).unwrap();
+        let mut s = SnapshotStore::open(&path).unwrap();
+        s.write(4, b"four").unwrap();
+        let before = fs::read(&path).unwrap();
+        assert_eq!(
+            SnapshotFile::inspect(&path),
+            SnapshotFile::Readable { seqs: vec![4], latest: Some((4, b"four".to_vec())) }
+        );
+        assert_eq!(fs::read(&path).unwrap(), before);
+        assert_eq!(SnapshotFile::of(&s).unwrap().latest(), Some(&(4, b"four".to_vec())));
+        // Errors name the file.
+        let err = SnapshotStore::open(dir.path().join("missing-dir").join(SNAPSHOT_FILE)).unwrap_err();
+        assert!(err.to_string().contains("missing-dir"), "{err}");
     }
 
     /// The redb file size for small snapshots (reported in FORMAT.md "Snapshots").

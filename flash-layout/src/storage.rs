@@ -27,8 +27,13 @@ pub trait Storage {
     fn truncate(&mut self, name: &str, len: u64) -> io::Result<()>;
     /// Removes a file, durably.
     fn remove(&mut self, name: &str) -> io::Result<()>;
-    /// Replaces (or creates) a file with `bytes`, atomically and durably.
+    /// Replaces (or creates) a file with `bytes`, atomically and durably. On error nothing is
+    /// left behind: the old file (if any) is unchanged and no temporary file remains.
     fn write_atomic(&mut self, name: &str, bytes: &[u8]) -> io::Result<()>;
+    /// How to name file `name` in a message for the operator (a real storage gives the path).
+    fn describe(&self, name: &str) -> String {
+        name.to_string()
+    }
 }
 
 /// [`Storage`] on a real directory.
@@ -151,16 +156,25 @@ impl Storage for DirStorage {
     fn write_atomic(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
         let path = self.file(name)?;
         let tmp = self.file(&format!("{name}.tmp"))?;
-        {
+        let written = (|| {
             let mut f = File::create(&tmp)?;
             f.write_all(bytes)?;
             self.syncs += 1;
             f.sync_all()?;
+            fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = written {
+            // A full disk must not also be left holding half a temporary file.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
         }
-        fs::rename(&tmp, &path)?;
         // A cached append handle points at the replaced inode.
         self.handles.remove(name);
         self.sync_dir()
+    }
+
+    fn describe(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
     }
 }
 
@@ -203,12 +217,16 @@ struct MemFile {
     lost: Option<(u64, u64)>,
 }
 
-/// In-memory [`Storage`] that tracks durable and volatile bytes and can crash.
+/// In-memory [`Storage`] that tracks durable and volatile bytes, can crash, and can run out of
+/// space like a small filesystem.
 #[derive(Debug, Clone, Default)]
 pub struct MemStorage {
     files: BTreeMap<String, MemFile>,
     fault: Option<Fault>,
     syncs: u64,
+    /// Total bytes the files may hold (`None`: unlimited). Past it, `append` writes what fits
+    /// and fails, `write_atomic` and `create` fail and change nothing: ENOSPC.
+    capacity: Option<u64>,
 }
 
 impl MemStorage {
@@ -228,6 +246,22 @@ impl MemStorage {
 
     pub fn syncs(&self) -> u64 {
         self.syncs
+    }
+
+    /// Limits the total size of all files (a full filesystem); `None` lifts the limit. Files
+    /// already past it keep their bytes; only growth fails.
+    pub fn set_capacity(&mut self, capacity: Option<u64>) {
+        self.capacity = capacity;
+    }
+
+    /// Total bytes held by all files.
+    pub fn used_bytes(&self) -> u64 {
+        self.files.values().map(|f| f.data.len() as u64).sum()
+    }
+
+    /// Bytes that may still be written before the filesystem is full.
+    fn free_bytes(&self) -> u64 {
+        self.capacity.map_or(u64::MAX, |cap| cap.saturating_sub(self.used_bytes()))
     }
 
     /// Bytes of `name` that would survive a crash in which no unsynced byte persists.
@@ -301,6 +335,10 @@ impl MemStorage {
     }
 }
 
+fn no_space() -> io::Error {
+    io::Error::from_raw_os_error(28) // ENOSPC
+}
+
 fn not_found(name: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("no file {name:?}"))
 }
@@ -330,11 +368,17 @@ impl Storage for MemStorage {
     fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
         self.fail_if_next_op()?;
         let partial = self.take_fault(|f| matches!(f, Fault::PartialAppend { .. }));
+        let free = self.free_bytes();
         let file = self.get_mut(name)?;
         if let Some(Fault::PartialAppend { written }) = partial {
-            let n = (written.min(bytes.len() as u64)) as usize;
+            let n = (written.min(bytes.len() as u64).min(free)) as usize;
             file.data.extend_from_slice(&bytes[..n]);
             return Err(io::Error::other("injected partial write"));
+        }
+        if (bytes.len() as u64) > free {
+            // What a full filesystem does: the write stops where the space ends.
+            file.data.extend_from_slice(&bytes[..free as usize]);
+            return Err(no_space());
         }
         file.data.extend_from_slice(bytes);
         Ok(())
@@ -382,6 +426,10 @@ impl Storage for MemStorage {
 
     fn write_atomic(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
         self.fail_if_next_op()?;
+        // The new file is written beside the old one before the rename.
+        if (bytes.len() as u64) > self.free_bytes() {
+            return Err(no_space());
+        }
         let file = MemFile { data: bytes.to_vec(), durable: bytes.len() as u64, lost: None };
         self.files.insert(name.to_string(), file);
         Ok(())

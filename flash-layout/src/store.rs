@@ -9,16 +9,20 @@
 //! urgent one (money) may use the reserve, up to `max_bytes`. Snapshots are never refused:
 //! they are how space is freed.
 
+use std::fs;
 use std::path::Path;
 
 use thiserror::Error;
 
 use crate::frame::frame_len;
-use crate::log::{is_quarantine_name, Appended, Log, LogConfig, LogError, Recovery, Removed, Retention};
-use crate::scan::ReadError;
+use crate::log::{
+    is_quarantine_name, Appended, Log, LogConfig, LogError, Pushed, Recovery, Removed, Retention,
+};
+use crate::recovery::{self, Plan};
+use crate::scan::{scan, ReadError, Reader, Scan, ScanError};
 use crate::segment::SEGMENT_HEADER_LEN;
-use crate::snapshot::{SnapshotError, SnapshotStore, SNAPSHOT_FILE};
-use crate::storage::{DirStorage, Storage};
+use crate::snapshot::{SnapshotError, SnapshotFile, SnapshotStore, SNAPSHOT_FILE};
+use crate::storage::{DirStorage, MemStorage, Storage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
@@ -38,9 +42,28 @@ pub enum StoreError {
     /// The record does not fit the flash budget; nothing was written.
     #[error("flash budget full: {used} bytes used, limit {max}")]
     Full { used: u64, max: u64 },
+    /// The record was taken as `seq` and stays buffered, but the flush it triggered failed;
+    /// the next flush retries it (see [`crate::AppendError::Unflushed`]).
+    #[error("record #{seq} buffered, but writing the batch failed: {source}")]
+    Unflushed { seq: u64, source: LogError },
     /// A snapshot may only cover records the log holds.
     #[error("snapshot at seq {seq} is past the log's last seq {last_seq}")]
     SnapshotAhead { seq: u64, last_seq: u64 },
+    /// The directory cannot be opened as it is; nothing in it was changed.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+/// Why a store cannot be opened. Opening refuses before it writes anything.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Refusal {
+    /// The log no longer starts at seq 1 (compaction removed what a snapshot covered, or the
+    /// first segments are gone), and there is no valid snapshot: the state cannot be rebuilt.
+    #[error(
+        "the log starts at seq {first_seq}, so a snapshot must cover seqs 1..={}, but {why}",
+        first_seq - 1
+    )]
+    NoSnapshotForStart { first_seq: u64, why: String },
 }
 
 #[derive(Debug, Error)]
@@ -74,6 +97,119 @@ impl<E> From<SnapshotError> for RestoreError<E> {
     }
 }
 
+/// A restored state: the state, the last seq it reflects, and how many log bytes (frames)
+/// were replayed after the snapshot it started from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored<T> {
+    pub state: T,
+    pub last_seq: u64,
+    pub snapshot_seq: Option<u64>,
+    pub replayed: u64,
+    pub replayed_bytes: u64,
+}
+
+/// What opening a store directory would find and do, worked out without writing anything:
+/// the node decides from it whether to start, and `replay check` reports it.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    pub scan: Scan,
+    pub snapshots: SnapshotFile,
+    /// What recovery will write to the log.
+    pub plan: Plan,
+    /// Why opening would be refused (then nothing is written).
+    pub refusal: Option<Refusal>,
+    /// The snapshot database cannot be read and the log does not need it (it starts at seq
+    /// 1): opening sets it aside as `quarantine-snapshots*.redb` and starts a new one.
+    pub replaces_snapshots: bool,
+}
+
+impl Inspection {
+    /// Inspects the log in `storage` beside snapshot database contents `snapshots`.
+    pub fn of<S: Storage>(storage: &S, snapshots: SnapshotFile) -> Result<Self, ScanError> {
+        let scan = scan(storage)?;
+        let latest = snapshots.latest().map(|(seq, _)| *seq);
+        let plan = recovery::plan(&scan, latest);
+        // Where the log starts (an empty log continues at `next_seq`). Any valid snapshot
+        // will do: if the log starts past it, the seqs between are a hole (lost segments).
+        let start = scan.segments.first().map_or(1, |s| s.base_seq);
+        let refusal = (start > 1 && latest.is_none()).then(|| Refusal::NoSnapshotForStart {
+            first_seq: start,
+            why: match &snapshots {
+                SnapshotFile::Missing => {
+                    format!("there is no snapshot database ({SNAPSHOT_FILE} is missing)")
+                }
+                SnapshotFile::Empty => format!("{SNAPSHOT_FILE} is empty"),
+                SnapshotFile::Unreadable(why) => format!("the snapshot database cannot be read: {why}"),
+                SnapshotFile::Readable { seqs, .. } if seqs.is_empty() => {
+                    "the snapshot database holds no snapshot".into()
+                }
+                SnapshotFile::Readable { .. } => "no snapshot in the database verifies".into(),
+            },
+        });
+        let replaces_snapshots = refusal.is_none() && matches!(snapshots, SnapshotFile::Unreadable(_));
+        Ok(Self { scan, snapshots, plan, refusal, replaces_snapshots })
+    }
+
+    /// The snapshot a restore starts from.
+    pub fn snapshot(&self) -> Option<&(u64, Vec<u8>)> {
+        self.snapshots.latest()
+    }
+
+    /// Restores the state the store will have once opened (the newest valid snapshot, then
+    /// every intact record after it) from the files as they are now, writing nothing.
+    pub fn restore<S: Storage, T, E>(
+        &self,
+        storage: &S,
+        decode_snapshot: impl FnOnce(&[u8]) -> Result<T, E>,
+        init: impl FnOnce() -> T,
+        apply: impl FnMut(&mut T, u64, u8, &[u8]) -> Result<(), E>,
+    ) -> Result<Restored<T>, RestoreError<E>> {
+        let first_seq = self.scan.start_seq();
+        let end = self.plan.next_seq - 1;
+        replay(
+            self.snapshot().cloned(),
+            first_seq,
+            end,
+            |from| self.scan.reader(storage, from),
+            decode_snapshot,
+            init,
+            apply,
+        )
+    }
+}
+
+/// The newest snapshot (or `init()`), then every record after it in the log through `apply`.
+fn replay<'s, S: Storage + 's, T, E>(
+    snapshot: Option<(u64, Vec<u8>)>,
+    first_seq: u64,
+    end_seq: u64,
+    reader: impl FnOnce(u64) -> Reader<'s, S>,
+    decode_snapshot: impl FnOnce(&[u8]) -> Result<T, E>,
+    init: impl FnOnce() -> T,
+    mut apply: impl FnMut(&mut T, u64, u8, &[u8]) -> Result<(), E>,
+) -> Result<Restored<T>, RestoreError<E>> {
+    let (mut state, mut last, snapshot_seq) = match snapshot {
+        Some((seq, bytes)) => {
+            (decode_snapshot(&bytes).map_err(|error| RestoreError::Decode { seq, error })?, seq, Some(seq))
+        }
+        None => (init(), 0, None),
+    };
+    let needed = last + 1;
+    if end_seq >= needed && first_seq > needed {
+        return Err(RestoreError::Gap { needed, first_seq });
+    }
+    let (mut replayed, mut replayed_bytes) = (0, 0);
+    let mut reader = reader(needed);
+    while let Some(rec) = reader.next()? {
+        apply(&mut state, rec.seq, rec.version, rec.payload)
+            .map_err(|error| RestoreError::Apply { seq: rec.seq, error })?;
+        last = rec.seq;
+        replayed += 1;
+        replayed_bytes += frame_len(rec.payload.len());
+    }
+    Ok(Restored { state, last_seq: last, snapshot_seq, replayed, replayed_bytes })
+}
+
 #[derive(Debug)]
 pub struct Store<S: Storage> {
     log: Log<S>,
@@ -81,65 +217,131 @@ pub struct Store<S: Storage> {
     budget: Budget,
     snapshot_bytes: u64,
     quarantine_bytes: u64,
+    /// Frame bytes of the log after the newest snapshot: what a restore replays.
+    bytes_since_snapshot: u64,
 }
 
 impl Store<DirStorage> {
-    /// Opens the store in directory `path`: segments, `snapshots.redb` and quarantine files.
+    /// What [`Self::open_dir`] would find and do in directory `path`, without writing
+    /// anything (a missing directory is an empty store).
+    pub fn inspect_dir(path: impl AsRef<Path>) -> Result<Inspection, StoreError> {
+        let path = path.as_ref();
+        let snapshots = SnapshotFile::inspect(&path.join(SNAPSHOT_FILE));
+        match DirStorage::open_existing(path) {
+            Ok(storage) => Ok(Inspection::of(&storage, snapshots).map_err(LogError::from)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Inspection::of(&MemStorage::new(), snapshots).map_err(LogError::from)?)
+            }
+            Err(source) => Err(LogError::Io { op: "open", name: path.display().to_string(), source }.into()),
+        }
+    }
+
+    /// Opens the store in directory `path` (created if missing): segments, `snapshots.redb`
+    /// and quarantine files. Refuses, writing nothing, when the state could not be rebuilt.
     pub fn open_dir(
         path: impl AsRef<Path>,
         config: LogConfig,
         budget: Budget,
     ) -> Result<(Self, Recovery), StoreError> {
-        let storage = DirStorage::open(path.as_ref()).map_err(SnapshotError::Io)?;
-        let snapshots = SnapshotStore::open(path.as_ref().join(SNAPSHOT_FILE))?;
-        Self::open(storage, snapshots, config, budget)
+        let inspection = Self::inspect_dir(path.as_ref())?;
+        Self::open_inspected(path, inspection, config, budget)
+    }
+
+    /// Opens the store as `inspection` (of this directory, just made) says: refuses if it
+    /// refuses; else sets an unreadable snapshot database aside, carries out the recovery plan
+    /// and opens the log.
+    pub fn open_inspected(
+        path: impl AsRef<Path>,
+        inspection: Inspection,
+        config: LogConfig,
+        budget: Budget,
+    ) -> Result<(Self, Recovery), StoreError> {
+        if let Some(refusal) = inspection.refusal {
+            return Err(refusal.into());
+        }
+        let path = path.as_ref();
+        let storage = DirStorage::open(path).map_err(|source| LogError::Io {
+            op: "create",
+            name: path.display().to_string(),
+            source,
+        })?;
+        let set_aside =
+            if inspection.replaces_snapshots { Some(set_aside_snapshots(&storage)?) } else { None };
+        let snapshots = SnapshotStore::open(path.join(SNAPSHOT_FILE))?;
+        let (store, mut recovery) = Self::recover(storage, snapshots, &inspection, config, budget)?;
+        recovery.snapshots_set_aside = set_aside;
+        Ok((store, recovery))
     }
 }
 
+/// Renames an unreadable snapshot database to a free `quarantine-snapshots[.N].redb`,
+/// durably: evidence is kept, and it counts against the budget like other quarantine.
+fn set_aside_snapshots(storage: &DirStorage) -> Result<String, StoreError> {
+    let names =
+        storage.list().map_err(|source| LogError::Io { op: "list", name: storage.describe(""), source })?;
+    let mut n = 0;
+    let mut name = "quarantine-snapshots.redb".to_string();
+    while names.contains(&name) {
+        n += 1;
+        name = format!("quarantine-snapshots.{n}.redb");
+    }
+    let from = storage.path().join(SNAPSHOT_FILE);
+    let to = storage.path().join(&name);
+    let io = |source| LogError::Io { op: "set aside", name: from.display().to_string(), source };
+    fs::rename(&from, &to).map_err(io)?;
+    fs::File::open(storage.path()).and_then(|d| d.sync_all()).map_err(io)?;
+    Ok(name)
+}
+
 impl<S: Storage> Store<S> {
-    /// Opens the log (recovering it) next to an open snapshot store. If the recovered log
-    /// ends below the newest valid snapshot (damage cut records it covers), the old log is
-    /// quarantined and the log continues at the snapshot's seq + 1; see
-    /// [`Recovery::restarted_after_snapshot`].
+    /// Opens the log (recovering it) next to an open snapshot store. Refuses, writing nothing
+    /// to the log, when the state could not be rebuilt ([`Refusal`]). If the newest valid
+    /// snapshot covers more than the log holds, the log continues right after it, the seqs in
+    /// between a hole; see [`Recovery::continued_after_snapshot`].
     pub fn open(
         storage: S,
         snapshots: SnapshotStore,
         config: LogConfig,
         budget: Budget,
     ) -> Result<(Self, Recovery), StoreError> {
-        let (mut log, mut recovery) = Log::open(storage, config)?;
-        // Damage cut the log below the newest snapshot: that snapshot was taken at a durable
-        // seq, so it is the truth. New records must not reuse the seqs it covers (the next
-        // restore would skip them), so the log continues right after it (FORMAT.md
-        // "Recovery", step 5).
-        if let Some((snapshot_seq, _)) = snapshots.latest()? {
-            if snapshot_seq > log.last_seq() {
-                let restart = log.restart_after_snapshot(snapshot_seq)?;
-                recovery.records = 0;
-                recovery.restarted_after_snapshot = Some(restart);
-            }
+        let inspection = Inspection::of(&storage, SnapshotFile::of(&snapshots)?).map_err(LogError::from)?;
+        if let Some(refusal) = inspection.refusal {
+            return Err(refusal.into());
         }
+        Self::recover(storage, snapshots, &inspection, config, budget)
+    }
+
+    fn recover(
+        storage: S,
+        snapshots: SnapshotStore,
+        inspection: &Inspection,
+        config: LogConfig,
+        budget: Budget,
+    ) -> Result<(Self, Recovery), StoreError> {
+        let (log, recovery) = Log::recover(storage, config, &inspection.scan, &inspection.plan)?;
         let mut quarantine_bytes = 0;
-        let io = |op, source| LogError::Io { op, name: String::new(), source };
-        for name in log.storage().list().map_err(|e| io("list", e))? {
-            if is_quarantine_name(&name) {
-                quarantine_bytes += log.storage().size(&name).map_err(|e| io("size", e))?;
-            }
+        let io = |op, name: String, source| LogError::Io { op, name, source };
+        let names = log.storage().list().map_err(|e| io("list", log.storage().describe(""), e))?;
+        for name in names.iter().filter(|n| is_quarantine_name(n)) {
+            quarantine_bytes +=
+                log.storage().size(name).map_err(|e| io("size", log.storage().describe(name), e))?;
         }
         let snapshot_bytes = snapshots.disk_bytes()?;
-        let store = Self { log, snapshots, budget, snapshot_bytes, quarantine_bytes };
+        let mut store =
+            Self { log, snapshots, budget, snapshot_bytes, quarantine_bytes, bytes_since_snapshot: 0 };
+        // Counted from the log itself, so a node that restarts often still snapshots.
+        let from = store.snapshots.latest()?.map_or(1, |(seq, _)| seq + 1);
+        let mut reader = store.log.read_from(from);
+        let mut tail = 0;
+        while let Some(rec) = reader.next().map_err(LogError::from)? {
+            tail += frame_len(rec.payload.len());
+        }
+        store.bytes_since_snapshot = tail;
         Ok((store, recovery))
     }
 
-    /// Appends a record if the budget allows it (see the module docs), flushing per the log's
-    /// policy.
-    pub fn append(
-        &mut self,
-        version: u8,
-        payload: &[u8],
-        value: u128,
-        urgent: bool,
-    ) -> Result<Appended, StoreError> {
+    /// Whether a record of `payload_len` bytes fits the budget (see the module docs).
+    fn check_budget(&self, payload_len: usize, urgent: bool) -> Result<(), StoreError> {
         let max = if urgent {
             self.budget.max_bytes
         } else {
@@ -147,11 +349,41 @@ impl<S: Storage> Store<S> {
         };
         let used = self.usage_bytes();
         // Counts a segment header too, in case this record starts a new segment.
-        let needed = frame_len(payload.len()) + SEGMENT_HEADER_LEN;
+        let needed = frame_len(payload_len) + SEGMENT_HEADER_LEN;
         if used.saturating_add(needed) > max {
             return Err(StoreError::Full { used, max });
         }
-        Ok(self.log.append(version, payload, value, urgent)?)
+        Ok(())
+    }
+
+    /// Buffers a record if the budget allows it, without writing (see [`Log::push`]).
+    pub fn push(
+        &mut self,
+        version: u8,
+        payload: &[u8],
+        value: u128,
+        urgent: bool,
+    ) -> Result<Pushed, StoreError> {
+        self.check_budget(payload.len(), urgent)?;
+        let pushed = self.log.push(version, payload, value, urgent).map_err(LogError::from)?;
+        self.bytes_since_snapshot += frame_len(payload.len());
+        Ok(pushed)
+    }
+
+    /// Appends a record if the budget allows it, flushing per the log's policy. On
+    /// [`StoreError::Unflushed`] the record is in; on any other error it is not.
+    pub fn append(
+        &mut self,
+        version: u8,
+        payload: &[u8],
+        value: u128,
+        urgent: bool,
+    ) -> Result<Appended, StoreError> {
+        let Pushed { seq, flush_due } = self.push(version, payload, value, urgent)?;
+        if flush_due {
+            self.log.flush().map_err(|source| StoreError::Unflushed { seq, source })?;
+        }
+        Ok(Appended { seq, flushed: flush_due })
     }
 
     pub fn flush(&mut self) -> Result<u64, StoreError> {
@@ -170,6 +402,7 @@ impl<S: Storage> Store<S> {
         }
         self.snapshots.write(seq, bytes)?;
         self.snapshot_bytes = self.snapshots.disk_bytes()?;
+        self.bytes_since_snapshot = self.log.pending_bytes();
         let oldest = self.snapshots.seqs()?.first().copied().unwrap_or(0);
         Ok(self.log.remove_segments_before(oldest + 1, self.budget.retention)?)
     }
@@ -180,25 +413,23 @@ impl<S: Storage> Store<S> {
         &self,
         decode_snapshot: impl FnOnce(&[u8]) -> Result<T, E>,
         init: impl FnOnce() -> T,
-        mut apply: impl FnMut(&mut T, u64, u8, &[u8]) -> Result<(), E>,
+        apply: impl FnMut(&mut T, u64, u8, &[u8]) -> Result<(), E>,
     ) -> Result<(T, u64), RestoreError<E>> {
-        let (mut state, mut last) = match self.snapshots.latest()? {
-            Some((seq, bytes)) => {
-                (decode_snapshot(&bytes).map_err(|error| RestoreError::Decode { seq, error })?, seq)
-            }
-            None => (init(), 0),
-        };
-        let needed = last + 1;
-        if self.log.durable_seq() >= needed && self.log.first_seq() > needed {
-            return Err(RestoreError::Gap { needed, first_seq: self.log.first_seq() });
-        }
-        let mut reader = self.log.read_from(needed);
-        while let Some(rec) = reader.next()? {
-            apply(&mut state, rec.seq, rec.version, rec.payload)
-                .map_err(|error| RestoreError::Apply { seq: rec.seq, error })?;
-            last = rec.seq;
-        }
-        Ok((state, last))
+        let r = replay(
+            self.snapshots.latest()?,
+            self.log.first_seq(),
+            self.log.durable_seq(),
+            |from| self.log.read_from(from),
+            decode_snapshot,
+            init,
+            apply,
+        )?;
+        Ok((r.state, r.last_seq))
+    }
+
+    /// Frame bytes appended after the newest snapshot (what a restore would replay).
+    pub fn bytes_since_snapshot(&self) -> u64 {
+        self.bytes_since_snapshot
     }
 
     /// Bytes on flash (and about to be): segments, pending batch, snapshots, quarantine.

@@ -1,5 +1,6 @@
 //! FORMAT.md's hex examples are the golden bytes: they must decode to the documented values
-//! and equal what the encoders produce (FORMAT.md "Segment header", "Record frame").
+//! and equal what the encoders produce (FORMAT.md "Segment header", "Record frame", "Hole
+//! frame").
 
 use flash_layout::frame;
 use flash_layout::segment;
@@ -29,4 +30,14 @@ fn frame_example() {
     assert_eq!(bytes, encoded);
     let (rec, len) = frame::decode(&bytes, 1).unwrap();
     assert_eq!((rec.seq, rec.version, rec.payload, len), (1, 1, &b"hi"[..], 10));
+}
+
+#[test]
+fn hole_frame_example() {
+    let bytes = block("golden-hole");
+    let mut encoded = Vec::new();
+    frame::encode_hole(&mut encoded, 5, 3);
+    assert_eq!(bytes, encoded);
+    let (f, len) = frame::decode_frame(&bytes, 5, true).unwrap();
+    assert_eq!((f, len), (frame::Frame::Hole { seq: 5, count: 3 }, 16));
 }

@@ -1,33 +1,38 @@
 //! Crash and corruption properties of the log over `MemStorage` (FORMAT.md "Recovery").
 //!
 //! Arbitrary records are appended with arbitrary flush points and segment sizes, then the
-//! storage is damaged in one way, and the log is reopened. In every case the recovered records
-//! are exactly a prefix of what was appended, byte for byte, so a corrupt record is never
-//! accepted. Further, per damage:
-//! - crash model (unsynced bytes kept, torn, lost or garbage): nothing at or below the
-//!   `durable_seq()` reported before the crash is lost;
-//! - a flipped byte, a copied or zeroed segment header, a truncated segment file: exactly the
-//!   records before the first damaged one are recovered;
-//! - a lying fsync: only the prefix guarantee holds (the log cannot know what never reached
-//!   flash), and the lost range is quarantined unless it is a torn tail of the last segment;
+//! storage is damaged in one way, and the log is reopened. In every case every recovered
+//! record is byte for byte the record appended with that seq: a corrupt or misplaced record
+//! is never accepted. Further, per damage:
+//! - crash model (unsynced bytes kept, torn, lost or garbage): the recovered records are a
+//!   prefix, and nothing at or below the `durable_seq()` reported before the crash is lost;
+//! - a flipped byte: exactly the record whose frame holds it is lost (none, for a header);
+//! - a copied or zeroed segment header: nothing is lost (the file name gives the seqs);
+//! - a truncated segment file: exactly the records whose frames reached past the cut;
+//!   the later segments are kept;
+//! - a lying fsync: only the first guarantee holds (the log cannot know what never reached
+//!   flash);
 //! - a stray file named like the next segment (short, or without the segment magic): all the
 //!   records are kept and the file is quarantined.
 //!
-//! And in every case, every byte recovery removed or truncated is in a quarantine file it
-//! wrote, unless it was a torn tail of the last segment (`assert_cut_bytes_kept`).
+//! In every case no seq is reused: the next record's seq is above every record that was
+//! durable (except after a truncation of the last segment file, which is indistinguishable
+//! from a crash during a write); and every byte recovery removed that was durable is in a
+//! quarantine file it wrote (`assert_removed_bytes_kept`, checked against the layout and
+//! durable lengths known before the damage, not against recovery's own judgement).
 //!
 //! The same damage under a [`Store`] with snapshots (`store_recovery_never_skips_new_records`):
-//! whether or not the damage cut the log below the newest snapshot, the restored state is
-//! exactly a prefix of what was appended reaching at least the snapshot, and every record
-//! appended after recovery is in every later restore, after a reopen too.
+//! the restored state is the snapshot plus exactly the recovered records after it, reaching at
+//! least the snapshot, and every record appended after recovery is in every later restore,
+//! after a reopen too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use flash_layout::log::{is_quarantine_name, quarantine_pieces};
 use flash_layout::segment::segment_name;
 use flash_layout::{
-    scan, Budget, CrashMode, Fault, FlushPolicy, Log, LogConfig, MemStorage, Retention, SnapshotStore,
-    Storage, Store,
+    Budget, CrashMode, Fault, FlushPolicy, Log, LogConfig, MemStorage, Retention, SnapshotStore, Storage,
+    Store,
 };
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 
@@ -126,35 +131,36 @@ fn config(c: &Case) -> LogConfig {
     }
 }
 
-/// Segment files and, for each, the seq of the record holding each byte (0 for the header).
-fn layout(s: &MemStorage) -> Vec<(String, u64, Vec<u8>)> {
+/// A segment file before the damage: name, base seq, bytes, and where each record's frame is.
+struct SegFile {
+    name: String,
+    data: Vec<u8>,
+    /// (seq, offset, len) of every frame, from our own (trusted) encoding.
+    frames: Vec<(u64, usize, usize)>,
+}
+
+fn layout(s: &MemStorage) -> Vec<SegFile> {
     s.list()
         .unwrap()
         .into_iter()
         .filter(|n| n.starts_with("seg-"))
-        .map(|n| {
-            let data = s.read(&n).unwrap();
-            let base = u64::from_str_radix(&n[4..20], 16).unwrap();
-            (n, base, data)
+        .map(|name| {
+            let data = s.read(&name).unwrap();
+            let base = u64::from_str_radix(&name[4..20], 16).unwrap();
+            let mut frames = Vec::new();
+            let (mut pos, mut seq) = (32usize, base);
+            while pos + 8 <= data.len() {
+                let len = 8 + u16::from_le_bytes([data[pos + 2], data[pos + 3]]) as usize;
+                if pos + len > data.len() {
+                    break; // an unsynced frame cut by a crash
+                }
+                frames.push((seq, pos, len));
+                pos += len;
+                seq += 1;
+            }
+            SegFile { name, data, frames }
         })
         .collect()
-}
-
-/// Seq of the record whose frame holds byte `offset` of a segment (`base` for the header).
-fn seq_at(data: &[u8], base: u64, offset: usize) -> u64 {
-    if offset < 32 {
-        return base;
-    }
-    let (mut pos, mut seq) = (32usize, base);
-    while pos < data.len() {
-        let len = 8 + u16::from_le_bytes([data[pos + 2], data[pos + 3]]) as usize;
-        if offset < pos + len {
-            return seq;
-        }
-        pos += len;
-        seq += 1;
-    }
-    seq
 }
 
 /// The bytes of a stray segment file (see `Damage::StraySegment`).
@@ -170,15 +176,70 @@ fn stray_bytes(len: usize, magic: bool) -> Vec<u8> {
 
 /// Writes a stray segment file named after every existing segment.
 fn add_stray_segment(storage: &mut MemStorage, len: usize, magic: bool) {
-    let next = layout(storage).last().map_or(1, |(_, base, _)| base + 1);
+    let next = layout(storage).last().map_or(1, |f| u64::from_str_radix(&f.name[4..20], 16).unwrap() + 1);
     storage.write_atomic(&segment_name(next), &stray_bytes(len, magic)).unwrap();
 }
 
-/// The recovery rule (FORMAT.md "Recovery"): every byte of a segment file that recovery
-/// removed or truncated is in a quarantine file it wrote, except a torn tail: the end of the
-/// last segment file, past its header, with no valid frame after the defect.
-fn assert_cut_bytes_kept(before: &MemStorage, after: &MemStorage) {
-    let old: Vec<String> = before.list().unwrap();
+/// Applies `damage` to `storage` (after the crash), returning the seqs it destroys when that
+/// is known exactly, and whether it truncated the last segment file.
+fn apply_damage(storage: &mut MemStorage, damage: &Damage) -> (Option<BTreeSet<u64>>, bool) {
+    let segs = layout(storage);
+    let pick = |i: usize| &segs[i % segs.len()];
+    let mut lost = None;
+    let mut truncated_last = false;
+    match *damage {
+        Damage::Flip { file, offset, xor } if !segs.is_empty() => {
+            let f = pick(file);
+            if !f.data.is_empty() {
+                let off = offset % f.data.len();
+                lost = Some(
+                    f.frames
+                        .iter()
+                        .filter(|(_, o, l)| (*o..o + l).contains(&off))
+                        .map(|(s, _, _)| *s)
+                        .collect(),
+                );
+                storage.bytes_mut(&f.name).unwrap()[off] ^= xor;
+            }
+        }
+        Damage::CopyHeader { from, to } if segs.len() > 1 && from % segs.len() != to % segs.len() => {
+            let h = pick(from).data[..32].to_vec();
+            storage.bytes_mut(&pick(to).name).unwrap()[..32].copy_from_slice(&h);
+            lost = Some(BTreeSet::new());
+        }
+        Damage::ZeroHeader { file } if !segs.is_empty() => {
+            storage.bytes_mut(&pick(file).name).unwrap()[..32].fill(0);
+            lost = Some(BTreeSet::new());
+        }
+        Damage::Truncate { file, offset } if !segs.is_empty() => {
+            let f = pick(file);
+            let off = offset % (f.data.len() + 1);
+            lost = Some(f.frames.iter().filter(|(_, o, l)| o + l > off).map(|(s, _, _)| *s).collect());
+            truncated_last = std::ptr::eq(f, segs.last().unwrap()) && off < f.data.len();
+            storage.truncate(&f.name, off as u64).unwrap();
+        }
+        Damage::StraySegment { len, magic } => {
+            add_stray_segment(storage, len, magic);
+            lost = Some(BTreeSet::new());
+        }
+        _ => {}
+    }
+    (lost, truncated_last)
+}
+
+/// The recovery rule (FORMAT.md "Recovery"): every durable byte of a segment file that
+/// recovery did not keep in the log is in a quarantine file it wrote. "Kept" is judged from
+/// the layout before the damage: the frames of recovered records, and a valid header. Bytes past a file's durable length (a crash) may go; so may the cut part of a last
+/// segment file truncated by the damage (that looks exactly like a torn write).
+fn assert_removed_bytes_kept(
+    layout_before: &[SegFile],
+    durable_len: &BTreeMap<String, u64>,
+    damaged: &MemStorage,
+    after: &MemStorage,
+    recovered: &BTreeSet<u64>,
+    torn_allowed_in: Option<&str>,
+) {
+    let old: Vec<String> = damaged.list().unwrap();
     let mut covered: BTreeMap<String, Vec<bool>> = BTreeMap::new();
     for q in after.list().unwrap() {
         if !is_quarantine_name(&q) || old.contains(&q) {
@@ -186,7 +247,7 @@ fn assert_cut_bytes_kept(before: &MemStorage, after: &MemStorage) {
         }
         let data = after.read(&q).unwrap();
         for p in quarantine_pieces(&data).expect("well-formed quarantine file") {
-            let orig = before.read(p.name).unwrap();
+            let orig = damaged.read(p.name).unwrap();
             let from = p.offset as usize;
             assert_eq!(&orig[from..from + p.bytes.len()], p.bytes, "{q}: {}", p.name);
             covered.entry(p.name.to_string()).or_insert_with(|| vec![false; orig.len()])
@@ -194,24 +255,28 @@ fn assert_cut_bytes_kept(before: &MemStorage, after: &MemStorage) {
                 .fill(true);
         }
     }
-    let segs = layout(before);
-    // A defect in the frames (past the header) with no valid frame after it.
-    let torn = scan(before).unwrap().defect.filter(|d| !d.valid_frames_after && d.offset >= 32);
-    for (i, (name, _, data)) in segs.iter().enumerate() {
-        let kept = match after.read(name) {
-            Ok(now) if data.starts_with(&now) => now.len(),
-            _ => 0,
-        };
-        // Only in the last segment file may the end go without quarantine.
-        let end = match &torn {
-            Some(d) if d.segment == *name && i + 1 == segs.len() => d.offset as usize,
-            _ => data.len(),
-        };
+    for name in old.iter().filter(|n| n.starts_with("seg-")) {
+        let data = damaged.read(name).unwrap();
+        let mut kept = vec![false; data.len()];
+        if let Some(f) = layout_before.iter().find(|f| &f.name == name) {
+            for (seq, o, l) in &f.frames {
+                if recovered.contains(seq) && o + l <= data.len() && data[*o..o + l] == f.data[*o..o + l] {
+                    kept[*o..o + l].fill(true);
+                }
+            }
+        }
+        // A valid header says nothing its file name does not: rewriting it (as format 2, say)
+        // loses nothing. A damaged one must be kept in quarantine.
+        let base = u64::from_str_radix(&name[4..20], 16).unwrap();
+        if flash_layout::segment::decode_header(&data) == Ok(base) {
+            kept[..32].fill(true);
+        }
+        let durable = durable_len.get(name).copied().unwrap_or(data.len() as u64) as usize;
         let c = covered.get(name);
-        assert!(
-            (kept..end).all(|b| c.is_some_and(|c| c[b])),
-            "bytes {kept}..{end} of {name} removed without quarantine"
-        );
+        for (b, k) in kept.iter().enumerate() {
+            let may_go = b >= durable || torn_allowed_in == Some(name.as_str());
+            assert!(*k || may_go || c.is_some_and(|c| c[b]), "byte {b} of {name} removed without quarantine");
+        }
     }
 }
 
@@ -223,10 +288,9 @@ fn prop(c: Case) -> TestResult {
     }
 }
 
-fn check(c: Case) {
-    let cfg = config(&c);
-    let (mut log, _) = Log::open(MemStorage::new(), cfg).unwrap();
-    let mut durable_before = 0;
+/// Appends the case's records (with its crash or lying fsync), returning the storage and the
+/// durable seq reported before it stopped.
+fn write_case(c: &Case, log: &mut Log<MemStorage>) -> u64 {
     let stop_at = match c.damage {
         Damage::Crash { at, .. } => Some(at % c.records.len()),
         _ => None,
@@ -255,89 +319,89 @@ fn check(c: Case) {
     if stop_at.is_none() {
         log.flush().unwrap();
     }
-    durable_before = durable_before.max(log.durable_seq());
+    log.durable_seq()
+}
+
+fn durable_lengths(s: &MemStorage) -> BTreeMap<String, u64> {
+    s.list().unwrap().into_iter().filter_map(|n| s.durable_len(&n).map(|l| (n, l))).collect()
+}
+
+fn check(c: Case) {
+    let cfg = config(&c);
+    let (mut log, _) = Log::open(MemStorage::new(), cfg).unwrap();
+    let durable_before = write_case(&c, &mut log);
     let mut storage = log.into_storage();
+    let durable_len = durable_lengths(&storage);
     let mode = match c.damage {
         Damage::Crash { mode, .. } => mode,
         _ => CrashMode::Any,
     };
     storage.crash(c.seed, mode);
+    let before_damage = layout(&storage);
+    let (lost, truncated_last) = apply_damage(&mut storage, &c.damage);
 
-    // Damage durable bytes; `exact` is the number of records that must survive.
-    let mut exact: Option<u64> = None;
-    let segs = layout(&storage);
-    let pick = |i: usize| &segs[i % segs.len()];
-    match c.damage {
-        Damage::Flip { file, offset, xor } if !segs.is_empty() => {
-            let (name, base, data) = pick(file);
-            if !data.is_empty() {
-                let off = offset % data.len();
-                exact = Some(seq_at(data, *base, off) - 1);
-                storage.bytes_mut(name).unwrap()[off] ^= xor;
-            }
-        }
-        Damage::CopyHeader { from, to } if segs.len() > 1 && from % segs.len() != to % segs.len() => {
-            let (_, _, src) = pick(from);
-            let (name, base, _) = pick(to);
-            let h = src[..32].to_vec();
-            storage.bytes_mut(name).unwrap()[..32].copy_from_slice(&h);
-            exact = Some(base - 1);
-        }
-        Damage::ZeroHeader { file } if !segs.is_empty() => {
-            let (name, base, _) = pick(file);
-            storage.bytes_mut(name).unwrap()[..32].fill(0);
-            exact = Some(base - 1);
-        }
-        Damage::Truncate { file, offset } if !segs.is_empty() => {
-            let (name, base, data) = pick(file);
-            let off = offset % (data.len() + 1);
-            // Records wholly before the cut survive, nothing after it (a later segment no
-            // longer continues the seqs). Cutting at the very end changes nothing.
-            let keep = seq_at(data, *base, off) - 1;
-            if off < data.len() {
-                exact = Some(keep);
-            }
-            storage.truncate(name, off as u64).unwrap();
-        }
-        Damage::StraySegment { len, magic } => add_stray_segment(&mut storage, len, magic),
-        _ => {}
-    }
-
-    let before = storage.clone();
+    let damaged = storage.clone();
     let (log, recovery) = Log::open(storage, cfg).unwrap();
-    assert_cut_bytes_kept(&before, log.storage());
     let mut got = Vec::new();
     let mut reader = log.read_from(1);
     while let Some(rec) = reader.next().unwrap() {
         got.push((rec.seq, rec.version, rec.payload.to_vec()));
     }
-    // Exactly a prefix, byte-identical.
-    assert!(got.len() <= c.records.len());
-    for (i, (seq, version, payload)) in got.iter().enumerate() {
-        let want = &c.records[i];
-        assert_eq!((*seq, *version, payload), (i as u64 + 1, want.version, &want.payload));
+    // Every record recovered is the one appended with that seq, byte for byte.
+    for (seq, version, payload) in &got {
+        let want = &c.records[*seq as usize - 1];
+        assert_eq!((*version, payload), (want.version, &want.payload), "record {seq}");
     }
-    let n = got.len() as u64;
-    assert_eq!(recovery.records, n);
-    assert_eq!(log.last_seq(), n);
-    match (&c.damage, exact) {
+    let recovered: BTreeSet<u64> = got.iter().map(|r| r.0).collect();
+    assert_eq!(recovery.records, recovered.len() as u64);
+    let durable: BTreeSet<u64> = (1..=durable_before).collect();
+    match (&c.damage, &lost) {
         (Damage::Crash { .. }, _) => {
-            assert!(n >= durable_before, "lost durable records: {n} < {durable_before}")
+            let prefix: BTreeSet<u64> = (1..=recovered.len() as u64).collect();
+            assert_eq!(recovered, prefix, "a crash leaves a prefix");
+            assert!(
+                recovered.is_superset(&durable),
+                "lost durable records: {recovered:?} < {durable_before}"
+            );
         }
         (Damage::LostSync { .. }, _) => {}
-        (_, Some(k)) => assert_eq!(n, k.min(durable_before), "{recovery:?}"),
-        (_, None) => assert_eq!(n, durable_before),
+        (_, Some(lost)) => {
+            let want: BTreeSet<u64> = durable.difference(lost).copied().collect();
+            assert_eq!(recovered, want, "{recovery:?}");
+        }
+        (_, None) => assert_eq!(recovered, durable, "{recovery:?}"),
     }
-    // The recovered log is clean and keeps going: reopening finds no defect.
+    // No seq that a durable record had is given to a new record.
+    if !truncated_last && !matches!(c.damage, Damage::LostSync { .. }) {
+        assert!(
+            log.last_seq() >= durable_before,
+            "seq reuse: next {} <= {durable_before}",
+            log.last_seq() + 1
+        );
+    }
+    let torn_in = truncated_last.then(|| before_damage.last().map(|f| f.name.clone())).flatten();
+    let lying = matches!(c.damage, Damage::LostSync { .. });
+    if !lying {
+        assert_removed_bytes_kept(
+            &before_damage,
+            &durable_len,
+            &damaged,
+            log.storage(),
+            &recovered,
+            torn_in.as_deref(),
+        );
+    }
+    // The recovered log is clean and keeps going: reopening finds no damage.
     let mut log = log;
-    log.append(1, b"after", 0, true).unwrap();
+    let next = log.last_seq() + 1;
+    assert_eq!(log.append(1, b"after", 0, true).unwrap().seq, next);
     let (log, again) = Log::open(log.into_storage(), cfg).unwrap();
-    assert_eq!((again.records, again.cut), (n + 1, None));
-    assert_eq!(log.durable_seq(), n + 1);
+    assert!(again.damage.is_empty(), "{again:?}");
+    assert_eq!((again.records, log.durable_seq()), (recovered.len() as u64 + 1, next));
 }
 
 #[test]
-fn recovery_returns_exactly_a_prefix() {
+fn recovery_keeps_every_intact_record_and_reuses_no_seq() {
     QuickCheck::new().tests(1500).quickcheck(prop as fn(Case) -> TestResult);
 }
 
@@ -402,11 +466,7 @@ fn store_budget() -> Budget {
 
 fn open_store(storage: MemStorage, dir: &std::path::Path, cfg: LogConfig) -> Store<MemStorage> {
     let snaps = SnapshotStore::open(dir.join("snapshots.redb")).unwrap();
-    let (s, recovery) = Store::open(storage, snaps, cfg, store_budget()).unwrap();
-    if let Some(r) = &recovery.restarted_after_snapshot {
-        assert!(r.log_last_seq < r.snapshot_seq, "{recovery:?}");
-    }
-    s
+    Store::open(storage, snaps, cfg, store_budget()).unwrap().0
 }
 
 /// Moves the storage out of a store, closing its snapshot database.
@@ -471,58 +531,48 @@ fn store_check(sc: StoreCase) {
         _ => CrashMode::Any,
     };
     storage.crash(c.seed, mode);
+    apply_damage(&mut storage, &c.damage);
 
-    let segs = layout(&storage);
-    let pick = |i: usize| &segs[i % segs.len()];
-    match c.damage {
-        Damage::Flip { file, offset, xor } if !segs.is_empty() => {
-            let (name, _, data) = pick(file);
-            if !data.is_empty() {
-                storage.bytes_mut(name).unwrap()[offset % data.len()] ^= xor;
-            }
-        }
-        Damage::CopyHeader { from, to } if segs.len() > 1 && from % segs.len() != to % segs.len() => {
-            let h = pick(from).2[..32].to_vec();
-            storage.bytes_mut(&pick(to).0).unwrap()[..32].copy_from_slice(&h);
-        }
-        Damage::ZeroHeader { file } if !segs.is_empty() => {
-            storage.bytes_mut(&pick(file).0).unwrap()[..32].fill(0);
-        }
-        Damage::Truncate { file, offset } if !segs.is_empty() => {
-            let (name, _, data) = pick(file);
-            storage.truncate(name, (offset % (data.len() + 1)) as u64).unwrap();
-        }
-        Damage::StraySegment { len, magic } => add_stray_segment(&mut storage, len, magic),
-        _ => {}
-    }
-
-    let before = storage.clone();
     let mut s = open_store(storage, dir.path(), cfg);
-    assert_cut_bytes_kept(&before, s.log().storage());
     let (state, last) = restore_state(&s);
-    // Exactly a prefix of what was appended, reaching at least the snapshot.
-    let want: State = c.records[..last as usize].iter().map(|r| (r.version, r.payload.clone())).collect();
+    // The snapshot, then exactly the recovered records after it, in seq order.
+    let mut tail = Vec::new();
+    let mut reader = s.log().read_from(snapshot_seq + 1);
+    while let Some(rec) = reader.next().unwrap() {
+        let want = &c.records[rec.seq as usize - 1];
+        assert_eq!((rec.version, rec.payload), (want.version, want.payload.as_slice()), "record {}", rec.seq);
+        tail.push((rec.version, rec.payload.to_vec()));
+    }
+    let base: State =
+        c.records[..snapshot_seq as usize].iter().map(|r| (r.version, r.payload.clone())).collect();
+    let want: State = base.into_iter().chain(tail).collect();
     assert_eq!(state, want);
     assert!(last >= snapshot_seq, "{last} < snapshot {snapshot_seq}");
     if let Damage::Crash { .. } = c.damage {
-        assert!(last >= durable_before, "lost durable: {last} < {durable_before}");
+        assert!(
+            s.log().last_seq() >= durable_before,
+            "lost durable: {} < {durable_before}",
+            s.log().last_seq()
+        );
     }
-    // Records appended after recovery continue right after the restored state...
+    assert!(s.log().last_seq() >= snapshot_seq, "a new record would reuse a seq the snapshot covers");
+    // Records appended after recovery continue right after the log's end...
     let mut expected = state;
+    let first_new = s.log().last_seq() + 1;
     for k in 0..sc.after {
         let payload = format!("after {k}").into_bytes();
         let seq = s.append(3, &payload, 0, false).unwrap().seq;
-        assert_eq!(seq, last + 1 + k as u64);
+        assert_eq!(seq, first_new + k as u64);
         expected.push((3, payload));
     }
     s.flush().unwrap();
-    let end = last + sc.after as u64;
+    let end = first_new + sc.after as u64 - 1;
     // ...and no later restore skips them, after a reopen too.
     assert_eq!(restore_state(&s), (expected.clone(), end));
     let storage = close(s);
     let snaps = SnapshotStore::open(dir.path().join("snapshots.redb")).unwrap();
     let (s, again) = Store::open(storage, snaps, cfg, store_budget()).unwrap();
-    assert_eq!((again.cut, again.restarted_after_snapshot), (None, None));
+    assert!(again.damage.is_empty() && again.continued_after_snapshot.is_none(), "{again:?}");
     assert_eq!(restore_state(&s), (expected, end));
 }
 

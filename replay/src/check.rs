@@ -1,15 +1,18 @@
 //! `replay check`: validates every frame, decodes every payload, compares the newest snapshot
-//! with the fold of the log when the log still holds everything before it, and reports what
-//! recovery would cut, and whether it would then restart the log after the newest snapshot.
+//! with the fold of the log when the log still holds everything before it, and says what the
+//! node would do at start — start, repair and start (what it would quarantine, which seqs
+//! become holes, where the log continues), or refuse — from the same inspection and fold the
+//! node runs (`flash_layout::Inspection`, `NodeState::apply_record`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use flash_layout::DamageKind;
 use lastmile::events::Fold;
 use lastmile::machines::NodeState;
 use serde::Serialize;
 
-use crate::data_dir::{reason_text, restart_notice, DataDir, Ending, RestartReport};
+use crate::data_dir::{reason_text, restart_notice, seq_range, DataDir, RestartReport, Verdict};
 use crate::error::ReplayError;
 use crate::{decode_record, read_error};
 
@@ -21,20 +24,22 @@ pub struct SegmentReport {
     pub bytes: u64,
 }
 
-/// What recovery (`Log::open`) would cut at the first defect.
+/// One damaged range and what recovery would do about it.
 #[derive(Debug, Clone, Serialize)]
-pub struct CutReport {
-    /// "torn_tail" (harmless) or "damaged".
+pub struct DamageReport {
+    /// "torn_tail" (harmless: cut), "lost" (quarantined, its seqs a hole), "missing"
+    /// (segment files gone: a hole), "foreign" (a file named like a segment that is not one:
+    /// quarantined and removed).
     pub kind: &'static str,
-    pub from_seq: u64,
     pub segment: String,
     pub offset: u64,
     pub bytes: u64,
     pub reason: &'static str,
-    /// Valid frames after the defect: records durable once, lost by the cut (quarantined).
-    pub valid_frames_after: u64,
-    /// Segment files recovery would remove entirely.
-    pub segments_removed: Vec<String>,
+    /// The seqs lost: `from_seq..to_seq` (empty for a torn tail or a foreign file).
+    pub from_seq: u64,
+    pub to_seq: u64,
+    /// Whether that is exactly the seqs lost, or as many as the damaged bytes could hold.
+    pub exact: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,9 +72,20 @@ pub struct CheckReport {
     pub quarantine: Vec<String>,
     pub interrupted_writes: Vec<String>,
     pub foreign: Vec<String>,
-    pub recovery_cut: Option<CutReport>,
-    /// Set when the log, as recovery would cut it, ends below the newest readable snapshot:
-    /// `Store::open` will then quarantine the whole log and continue after the snapshot.
+    /// What the node would do at start: `starts`, `recovers` (repairs, then starts), `refuses`.
+    pub verdict: Verdict,
+    /// Why it would refuse.
+    pub refusal: Option<String>,
+    /// Every damaged range, in log order.
+    pub damage: Vec<DamageReport>,
+    /// Seq ranges `[from, to)` recovery would record as holes.
+    pub holes_added: Vec<[u64; 2]>,
+    /// Holes an earlier recovery recorded.
+    pub holes: Vec<[u64; 2]>,
+    /// The seq the next record will get.
+    pub next_seq: u64,
+    /// Set when the log ends below the newest readable snapshot: recovery will record the seqs
+    /// up to it as a hole and continue after it.
     pub snapshot_restart: Option<RestartReport>,
     /// Records whose payload did not decode, and why.
     pub undecodable: u64,
@@ -87,10 +103,14 @@ pub fn check(dir: &DataDir) -> Result<(CheckReport, Option<ReplayError>), Replay
         Ok(s) => (Some(s), None),
         Err(e) => (None, Some(e)),
     };
-    let snapshot = snaps.and_then(|s| s.latest.as_ref());
+    let snapshot = snaps.as_ref().and_then(|s| s.latest.as_ref());
     let first = scan.segments.first().map_or(scan.next_seq, |s| s.base_seq);
-    // Fold from seq 1 alongside decoding, to compare with the newest snapshot.
-    let mut folding = (first == 1).then(NodeState::default);
+    // Fold from seq 1 alongside decoding, to compare with the newest snapshot: only if no
+    // record at or below it was lost (a hole, or damage recovery will make one).
+    let snapshot_seq = snapshot.map_or(0, |(seq, _)| *seq);
+    let intact_below = scan.holes.iter().all(|h| h.from_seq > snapshot_seq)
+        && scan.lost().all(|d| d.seqs() == 0 || d.from_seq > snapshot_seq);
+    let mut folding = (first == 1 && intact_below).then(NodeState::default);
     let mut matches_log = None;
     if let Some((0, bytes)) = snapshot {
         matches_log = Some(NodeState::decode_snapshot(bytes).is_ok_and(|s| s == NodeState::default()));
@@ -116,17 +136,27 @@ pub fn check(dir: &DataDir) -> Result<(CheckReport, Option<ReplayError>), Replay
             }
         }
     }
-    let recovery_cut = scan.defect.as_ref().map(|d| CutReport {
-        kind: if dir.ending() == Ending::TornTail { "torn_tail" } else { "damaged" },
-        from_seq: d.seq,
-        segment: d.segment.clone(),
-        offset: d.offset,
-        bytes: d.bytes_after,
-        reason: reason_text(d.reason),
-        valid_frames_after: d.frames_after,
-        segments_removed: scan.beyond.clone(),
-    });
-    let snapshots = snaps.filter(|s| s.present).map(|s| SnapshotReport {
+    let damage = scan
+        .damage
+        .iter()
+        .map(|d| DamageReport {
+            kind: match d.kind {
+                DamageKind::TornTail => "torn_tail",
+                DamageKind::Lost => "lost",
+                DamageKind::Missing => "missing",
+                DamageKind::Foreign => "foreign",
+            },
+            segment: d.segment.clone(),
+            offset: d.offset,
+            bytes: d.len,
+            reason: reason_text(d.reason),
+            from_seq: d.from_seq,
+            to_seq: d.to_seq,
+            exact: d.exact,
+        })
+        .collect();
+    let (verdict, refusal) = dir.verdict();
+    let snapshots = snaps.as_ref().filter(|s| s.present).map(|s| SnapshotReport {
         seqs: s.seqs.clone(),
         newest_readable: snapshot.map(|(seq, _)| *seq),
         matches_log,
@@ -167,7 +197,12 @@ pub fn check(dir: &DataDir) -> Result<(CheckReport, Option<ReplayError>), Replay
         quarantine: dir.quarantine.clone(),
         interrupted_writes: dir.interrupted_writes.clone(),
         foreign: dir.foreign.clone(),
-        recovery_cut,
+        verdict,
+        refusal,
+        damage,
+        holes_added: dir.inspection().plan.holes.iter().map(|(a, b)| [*a, *b]).collect(),
+        holes: scan.holes.iter().map(|h| [h.from_seq, h.to_seq]).collect(),
+        next_seq: dir.inspection().plan.next_seq,
         snapshot_restart: dir.snapshot_restart(),
         undecodable,
         first_error: error.as_ref().map(ToString::to_string),
@@ -214,25 +249,59 @@ pub fn render(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()> {
         writeln!(out, "interrupted atomic writes (ignored): {}", r.interrupted_writes.join(", "))?;
     }
     writeln!(out, "foreign files (ignored): {}", none_or(&r.foreign))?;
-    match &r.recovery_cut {
-        None => writeln!(out, "recovery would cut: nothing")?,
-        Some(c) => {
-            let removed = if c.segments_removed.is_empty() {
-                String::new()
-            } else {
-                format!(", removing {}", c.segments_removed.join(", "))
-            };
-            let what = if c.kind == "torn_tail" {
-                "notice: torn tail (normal after a crash): recovery would cut"
-            } else {
-                "DAMAGED: recovery would cut"
-            };
+    if r.damage.is_empty() {
+        writeln!(out, "damage: none")?;
+    }
+    for d in &r.damage {
+        let seqs = if d.to_seq > d.from_seq {
+            format!(
+                "; seqs {} {}",
+                seq_range(d.from_seq, d.to_seq),
+                if d.exact { "lost" } else { "lost at most" }
+            )
+        } else {
+            String::new()
+        };
+        let what = match d.kind {
+            "torn_tail" => "notice: torn tail (normal after a crash): recovery would cut",
+            "foreign" => "DAMAGED: not part of the log: recovery would quarantine and remove",
+            "missing" => "DAMAGED: segment files missing after",
+            _ => "DAMAGED: recovery would quarantine",
+        };
+        if d.kind == "missing" {
+            writeln!(out, "{what} {}{seqs}", d.segment)?;
+        } else if d.kind == "torn_tail" {
             writeln!(
                 out,
-                "{what} {} byte(s) from seq {} ({} at offset {} of {}){removed}; {} valid record(s) after the defect",
-                c.bytes, c.from_seq, c.reason, c.offset, c.segment, c.valid_frames_after
+                "{what} {} byte(s) from seq {} ({} at offset {} of {})",
+                d.bytes, d.from_seq, d.reason, d.offset, d.segment
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{what} {} byte(s) at offset {} of {} ({}){seqs}",
+                d.bytes, d.offset, d.segment, d.reason
+            )?;
+        }
+    }
+    if !r.holes.is_empty() {
+        let list: Vec<String> = r.holes.iter().map(|[a, b]| seq_range(*a, *b)).collect();
+        writeln!(out, "holes recorded earlier (records lost to damage): {}", list.join(", "))?;
+    }
+    match (r.verdict, &r.refusal) {
+        (Verdict::Refuses, Some(why)) => {
+            writeln!(out, "the node would REFUSE to start (changing nothing): {why}")?
+        }
+        (Verdict::Recovers, _) => {
+            let list: Vec<String> = r.holes_added.iter().map(|[a, b]| seq_range(*a, *b)).collect();
+            writeln!(
+                out,
+                "the node would repair and start: every intact record kept, new holes: {}, next record #{}",
+                if list.is_empty() { "none".to_string() } else { list.join(", ") },
+                r.next_seq
             )?
         }
+        _ => writeln!(out, "the node would start: next record #{}", r.next_seq)?,
     }
     if let Some(restart) = &r.snapshot_restart {
         writeln!(out, "{}", restart_notice(restart))?;

@@ -7,13 +7,18 @@
 //! because `SnapshotStore::open` creates its table in a write transaction, and redb repairs a
 //! file that was not closed cleanly; neither may touch evidence.
 //!
+//! What the node would do on start is worked out by the same code the node runs
+//! (`flash_layout::Inspection`: the scan, the recovery plan, the refusal; and the fold with
+//! `NodeState::apply_record`), so `check` and the node always agree
+//! (`tests/recovery.rs`, `check_verdict_is_what_the_node_does_for_every_damage_case`).
+//!
 //! Files in a data directory:
-//! - `seg-{base_seq:016x}.log`: log segments. A file named so that does not start with the
-//!   segment magic (even one shorter than a header) is not ours:
-//!   [`ReplayError::ForeignSegment`]. A short or bad segment header is never a torn tail
-//!   (headers are written atomically): recovery quarantines such a file before removing it.
+//! - `seg-{base_seq:016x}.log`: log segments. A file named so that is shorter than a header, or
+//!   does not start with the segment magic and holds no frame of ours, is not ours
+//!   ([`ReplayError::ForeignSegment`]): recovery quarantines it before removing it.
 //! - `snapshots.redb`: the snapshot database.
-//! - `quarantine-*.bin`: bytes a past recovery cut off after mid-log damage.
+//! - `quarantine-*.bin`: bytes a past recovery removed after damage; `quarantine-snapshots*.redb`:
+//!   a snapshot database set aside because it could not be read.
 //! - `*.tmp`: an atomic write interrupted by a crash (ignored by recovery).
 //! - anything else is a *foreign file*: listed by `check`, otherwise ignored.
 
@@ -21,9 +26,13 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use flash_layout::segment::{decode_header, parse_segment_name, HeaderError};
+use flash_layout::segment::{decode_header, HeaderError};
 use flash_layout::snapshot::SNAPSHOT_FILE;
-use flash_layout::{scan, DefectReason, DirStorage, Reader, Scan, SnapshotStore, Storage};
+use flash_layout::{
+    DamageKind, DefectReason, DirStorage, Inspection, Reader, Restored, Scan, SnapshotFile, SnapshotStore,
+    Storage,
+};
+use lastmile::machines::{FoldError, NodeState};
 use serde::Serialize;
 use tempfile::TempDir;
 
@@ -48,14 +57,14 @@ struct SnapshotCopy {
     _dir: TempDir,
 }
 
-/// Recovery's restart after the newest snapshot (FORMAT.md "Recovery", step 5): the log, as
-/// recovery would cut it, ends below the newest readable snapshot, so `Store::open` will
-/// quarantine the whole log and continue after the snapshot.
+/// Recovery's continuation after the newest snapshot (FORMAT.md "Recovery"): the log, as
+/// recovery would leave it, ends below the newest readable snapshot, so `Store::open` will
+/// record the seqs up to it as a hole and continue after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RestartReport {
     /// The newest readable snapshot.
     pub snapshot_seq: u64,
-    /// The last valid seq of the log after the cut (0: none).
+    /// The last seq the log covers (0: none).
     pub log_last_seq: u64,
     /// The seq the next record will get.
     pub continues_at: u64,
@@ -67,8 +76,8 @@ pub struct DataDir {
     path: PathBuf,
     storage: DirStorage,
     pub scan: Scan,
-    /// The snapshot database, or why it cannot be read (only `state` and `check` need it).
-    snapshots: Result<Snapshots, String>,
+    /// What the node's recovery would find and do (`Store::inspect_dir`, the same function).
+    inspection: Inspection,
     snapshot_copy: Option<SnapshotCopy>,
     pub quarantine: Vec<String>,
     pub interrupted_writes: Vec<String>,
@@ -82,8 +91,22 @@ pub enum Ending {
     Clean,
     /// A crash during an unsynced write: recovery cuts it and nothing durable is lost.
     TornTail,
-    /// Damage with valid data after it, or a bad segment header, or a seq gap.
+    /// Damage to bytes that may have been durable, a foreign file named like a segment, or
+    /// missing segments.
     Damaged,
+}
+
+/// What the node would do at start on this directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Start; nothing to repair (a torn tail is cut, nothing durable was lost).
+    Starts,
+    /// Start after repairing damage: quarantine the damaged bytes, keep every intact record,
+    /// record the lost seqs as holes.
+    Recovers,
+    /// Refuse to start, changing nothing.
+    Refuses,
 }
 
 impl DataDir {
@@ -97,11 +120,12 @@ impl DataDir {
             io::ErrorKind::NotADirectory => ReplayError::NotADirectory { path: shown.clone() },
             _ => ReplayError::Io { path: shown.clone(), source },
         })?;
-        let scan = scan(&storage).map_err(|e| match e {
-            flash_layout::ScanError::Io { name, source } => {
-                ReplayError::Io { path: path.join(name).display().to_string(), source }
-            }
-        })?;
+        let snapshot_file = path.join(SNAPSHOT_FILE);
+        let inspection =
+            Inspection::of(&storage, SnapshotFile::inspect(&snapshot_file)).map_err(|e| match e {
+                flash_layout::ScanError::Io { name, source } => ReplayError::Io { path: name, source },
+            })?;
+        let scan = inspection.scan.clone();
         let mut quarantine = Vec::new();
         let mut interrupted_writes = Vec::new();
         let mut foreign = Vec::new();
@@ -117,16 +141,12 @@ impl DataDir {
                 foreign.push(name.clone());
             }
         }
-        if scan.segments.is_empty() && scan.beyond.is_empty() && !has_snapshot_file {
+        if scan.segments.is_empty() && scan.damage.is_empty() && !has_snapshot_file {
             return Err(ReplayError::NotADataDirectory { path: shown });
         }
-        let (snapshots, snapshot_copy) = if has_snapshot_file {
-            match read_snapshots(&path.join(SNAPSHOT_FILE)) {
-                Ok((snapshots, copy)) => (Ok(snapshots), Some(copy)),
-                Err(e) => (Err(e), None),
-            }
-        } else {
-            (Ok(Snapshots::default()), None)
+        let snapshot_copy = match &inspection.snapshots {
+            SnapshotFile::Readable { .. } => read_snapshots(&snapshot_file).ok(),
+            _ => None,
         };
         let ending = ending(&scan);
         Ok(Self {
@@ -134,7 +154,7 @@ impl DataDir {
             path,
             storage,
             scan,
-            snapshots,
+            inspection,
             snapshot_copy,
             quarantine,
             interrupted_writes,
@@ -146,9 +166,22 @@ impl DataDir {
         &self.path
     }
 
-    /// The snapshots, or a damaged-snapshot-database error (exit 3).
-    pub fn snapshots(&self) -> Result<&Snapshots, ReplayError> {
-        self.snapshots.as_ref().map_err(|e| ReplayError::SnapshotDatabase(e.clone()))
+    /// What the node's recovery would find and do here.
+    pub fn inspection(&self) -> &Inspection {
+        &self.inspection
+    }
+
+    /// The snapshots, or a damaged-snapshot-database error (exit 3). An empty file (the
+    /// database's creation was interrupted) holds none: the node starts a new one.
+    pub fn snapshots(&self) -> Result<Snapshots, ReplayError> {
+        match &self.inspection.snapshots {
+            SnapshotFile::Missing => Ok(Snapshots::default()),
+            SnapshotFile::Empty => Ok(Snapshots { present: true, ..Snapshots::default() }),
+            SnapshotFile::Unreadable(why) => Err(ReplayError::SnapshotDatabase(why.clone())),
+            SnapshotFile::Readable { seqs, latest } => {
+                Ok(Snapshots { present: true, seqs: seqs.clone(), latest: latest.clone() })
+            }
+        }
     }
 
     /// The newest readable snapshot with seq `<= seq` (`SnapshotStore::at_or_before`), `None`
@@ -158,25 +191,17 @@ impl DataDir {
         let Some(copy) = &self.snapshot_copy else {
             return Ok(None);
         };
-        copy.store.at_or_before(seq).map_err(|e| {
-            ReplayError::SnapshotDatabase(format!("{}: {e}", self.path.join(SNAPSHOT_FILE).display()))
-        })
+        copy.store.at_or_before(seq).map_err(|e| ReplayError::SnapshotDatabase(e.to_string()))
     }
 
-    /// Whether recovery will restart the log after the newest snapshot: the log as it would
-    /// be cut ends below that snapshot (damage, or segment files lost from its end). `None`
-    /// too when the snapshot database cannot be read.
+    /// Whether recovery will continue the log after the newest snapshot: the log as recovery
+    /// leaves it ends below that snapshot.
     pub fn snapshot_restart(&self) -> Option<RestartReport> {
-        let (snapshot_seq, _) = self.snapshots.as_ref().ok()?.latest.as_ref()?;
-        let log_last_seq = self.scan.next_seq - 1;
-        (*snapshot_seq > log_last_seq).then(|| RestartReport {
-            snapshot_seq: *snapshot_seq,
-            log_last_seq,
-            continues_at: snapshot_seq + 1,
-        })
+        let at = self.inspection.plan.continue_at?;
+        Some(RestartReport { snapshot_seq: at - 1, log_last_seq: self.scan.next_seq - 1, continues_at: at })
     }
 
-    /// Reads the records of the valid prefix from `from_seq` on.
+    /// Reads the valid records from `from_seq` on, damaged bytes skipped.
     pub fn records(&self, from_seq: u64) -> Reader<'_, DirStorage> {
         self.scan.reader(&self.storage, from_seq)
     }
@@ -185,71 +210,146 @@ impl DataDir {
         self.ending
     }
 
-    /// The error for a damaged log (exit 3), `None` if the log is clean or only torn. A log
-    /// that ends below the newest snapshot is damaged too, even if what is left of it is
-    /// clean: records the snapshot covers were durable and are gone.
+    /// The node's durable state as recovery would rebuild it (the same fold the node runs at
+    /// start), or why it cannot be.
+    pub fn restored(&self) -> Result<Restored<NodeState>, String> {
+        self.inspection
+            .restore(&self.storage, NodeState::from_snapshot, NodeState::default, NodeState::apply_record)
+            .map_err(|e| match e {
+                flash_layout::RestoreError::Decode { error, .. }
+                | flash_layout::RestoreError::Apply { error, .. } => match error {
+                    FoldError::Snapshot(e) => format!("snapshot: {e}"),
+                    FoldError::Record { seq, error } => format!("event log record #{seq}: {error}"),
+                },
+                other => other.to_string(),
+            })
+    }
+
+    /// What the node would do at start, and why it would refuse (if it would).
+    pub fn verdict(&self) -> (Verdict, Option<String>) {
+        if let Some(r) = &self.inspection.refusal {
+            return (Verdict::Refuses, Some(r.to_string()));
+        }
+        if let Err(why) = self.restored() {
+            return (Verdict::Refuses, Some(why));
+        }
+        let plan = &self.inspection.plan;
+        if self.ending == Ending::Damaged
+            || plan.continue_at.is_some()
+            || plan.lead.is_some()
+            || self.inspection.replaces_snapshots
+        {
+            return (Verdict::Recovers, None);
+        }
+        (Verdict::Starts, None)
+    }
+
+    /// The error for a directory the node refuses or must repair (exit 3), `None` if the log
+    /// is clean or only torn. A log that ends below the newest snapshot is damaged too, even
+    /// if what is left of it is clean: records the snapshot covers were durable and are gone.
     pub fn damage(&self) -> Option<ReplayError> {
+        if let Some(r) = &self.inspection.refusal {
+            return Some(ReplayError::Refused(r.to_string()));
+        }
         self.defect_damage().or_else(|| {
+            if let Some((from, to)) = self.inspection.plan.lead {
+                return Some(ReplayError::Damaged(format!(
+                    "the log starts at seq {to}, after the newest snapshot (seq {}): seqs {from}..={} are missing; \
+                     recovery would record them as a hole",
+                    from - 1,
+                    to - 1
+                )));
+            }
             let r = self.snapshot_restart()?;
             Some(ReplayError::Damaged(format!(
                 "the log ends at seq {}, below the newest snapshot (seq {}): records the \
-                 snapshot covers are missing; recovery would quarantine the log and continue \
-                 at seq {}",
-                r.log_last_seq, r.snapshot_seq, r.continues_at
+                 snapshot covers are missing; recovery would record seqs {}..={} as a hole and \
+                 continue at seq {}",
+                r.log_last_seq,
+                r.snapshot_seq,
+                r.log_last_seq + 1,
+                r.snapshot_seq,
+                r.continues_at
             )))
         })
     }
 
     fn defect_damage(&self) -> Option<ReplayError> {
-        let d = self.scan.defect.as_ref()?;
         if self.ending() != Ending::Damaged {
             return None;
         }
-        let cut = cut_text(&self.scan);
-        Some(match d.reason {
-            DefectReason::BadSegmentHeader => match self.header_error(&d.segment) {
-                Some(HeaderError::BadMagic) => ReplayError::ForeignSegment { name: d.segment.clone() },
-                Some(e) => ReplayError::Damaged(format!("{}: bad segment header: {e}; {cut}", d.segment)),
-                None => ReplayError::Damaged(format!("{}: bad segment header; {cut}", d.segment)),
-            },
-            DefectReason::SeqGap => {
-                let base = parse_segment_name(&d.segment).unwrap_or(0);
-                ReplayError::Damaged(format!(
-                    "{} starts at seq {base} but seq {} was expected (missing, duplicated or misplaced segment); {cut}",
-                    d.segment,
-                    d.seq,
-                ))
+        let d = self.scan.lost().next()?;
+        let more = self.scan.lost().count() - 1;
+        let also = if more > 0 { format!(" (and {more} more damaged range(s))") } else { String::new() };
+        let what = recovery_text(&self.scan);
+        Some(match (d.kind, d.reason) {
+            (DamageKind::Foreign, DefectReason::BadSegmentHeader) if self.header_error(&d.segment) == Some(HeaderError::BadMagic) => {
+                ReplayError::ForeignSegment { name: d.segment.clone() }
             }
-            _ => {
-                let after = if d.frames_after > 0 {
-                    format!("and {} valid record(s) follow it", d.frames_after)
-                } else {
-                    "and later segment files follow it".to_string()
-                };
-                ReplayError::Damaged(format!(
-                    "record {} in {} at offset {}: {}, {after}; {cut}",
-                    d.seq,
-                    d.segment,
-                    d.offset,
-                    reason_text(d.reason),
-                ))
-            }
+            (DamageKind::Foreign, DefectReason::BadSegmentHeader) => ReplayError::Damaged(format!(
+                "{}: not a segment ({}){also}; {what}",
+                d.segment,
+                self.header_error(&d.segment).map_or("bad segment header".to_string(), |e| e.to_string())
+            )),
+            (DamageKind::Foreign, _) => ReplayError::Damaged(format!(
+                "{} overlaps the seqs before it (a duplicated or misplaced segment){also}; {what}",
+                d.segment
+            )),
+            (DamageKind::Missing, _) => ReplayError::Damaged(format!(
+                "{} starts at seq {} but seq {} was expected (segment files missing after {}): seqs {}..={} are gone{also}; {what}",
+                flash_layout::segment::segment_name(d.to_seq),
+                d.to_seq,
+                d.from_seq,
+                d.segment,
+                d.from_seq,
+                d.to_seq - 1
+            )),
+            (_, DefectReason::BadSegmentHeader) => ReplayError::Damaged(format!(
+                "{}: bad segment header: {}{also}; {what}",
+                d.segment,
+                self.header_error(&d.segment).map_or("invalid".to_string(), |e| e.to_string())
+            )),
+            _ => ReplayError::Damaged(format!(
+                "record {} in {} at offset {}: {}{}{also}; {what}",
+                d.from_seq,
+                d.segment,
+                d.offset,
+                reason_text(d.reason),
+                if d.seqs() == 0 { String::new() } else { format!(", {} record(s) lost", lost_count(d)) },
+            )),
         })
     }
 
     /// A notice for a torn tail (exit 0: normal after a crash), `None` otherwise.
     pub fn torn_tail_notice(&self) -> Option<String> {
-        let d = self.scan.defect.as_ref()?;
+        let d = self.scan.torn_tail()?;
         (self.ending() == Ending::TornTail).then(|| {
             format!(
-                "notice: torn tail (normal after a crash): {} at offset {} of {}; {}; no valid record follows, \
-                 so nothing durable is lost",
+                "notice: torn tail (normal after a crash): {} at offset {} of {}; recovery would cut \
+                 {} byte(s) from seq {}; no valid record follows, so nothing durable is lost",
                 reason_text(d.reason),
                 d.offset,
                 d.segment,
-                cut_text(&self.scan)
+                d.len,
+                d.from_seq
             )
         })
+    }
+
+    /// A notice for holes an earlier recovery recorded, `None` if there are none.
+    pub fn holes_notice(&self) -> Option<String> {
+        if self.scan.holes.is_empty() {
+            return None;
+        }
+        let seqs: u64 = self.scan.holes.iter().map(|h| h.to_seq - h.from_seq).sum();
+        let ranges: Vec<String> =
+            self.scan.holes.iter().take(6).map(|h| seq_range(h.from_seq, h.to_seq)).collect();
+        Some(format!(
+            "notice: {} hole(s) recorded by an earlier recovery, {seqs} seq(s) whose records were lost to damage: {}{}",
+            self.scan.holes.len(),
+            ranges.join(", "),
+            if self.scan.holes.len() > 6 { ", ..." } else { "" }
+        ))
     }
 
     fn header_error(&self, name: &str) -> Option<HeaderError> {
@@ -257,14 +357,32 @@ impl DataDir {
     }
 }
 
-/// Classifies the scan's defect, if any, as recovery does: only the end of the last segment,
-/// with nothing valid after it, is a torn tail ([`Scan::is_torn_tail`]); a short or bad
-/// segment header never is (headers are written atomically).
+/// `#a` or `#a..=#b` for seqs `from..to`.
+pub fn seq_range(from: u64, to: u64) -> String {
+    if to == from + 1 {
+        format!("#{from}")
+    } else {
+        format!("#{from}..=#{}", to - 1)
+    }
+}
+
+/// "exactly N" or "up to N" records a damaged range held.
+fn lost_count(d: &flash_layout::Damage) -> String {
+    if d.exact {
+        d.seqs().to_string()
+    } else {
+        format!("up to {}", d.seqs())
+    }
+}
+
+/// Classifies the scan's damage as recovery does.
 fn ending(scan: &Scan) -> Ending {
-    match &scan.defect {
-        None => Ending::Clean,
-        Some(_) if scan.is_torn_tail() => Ending::TornTail,
-        Some(_) => Ending::Damaged,
+    if scan.is_clean() {
+        Ending::Clean
+    } else if scan.is_torn_tail() {
+        Ending::TornTail
+    } else {
+        Ending::Damaged
     }
 }
 
@@ -282,48 +400,52 @@ pub fn reason_text(reason: DefectReason) -> &'static str {
         DefectReason::BadMagic => "bad frame magic",
         DefectReason::BadCrc => "CRC mismatch",
         DefectReason::BadVersion => "version 0 (reserved)",
+        DefectReason::BadHole => "malformed hole frame",
         DefectReason::BadSegmentHeader => "bad segment header",
         DefectReason::SeqGap => "seq gap between segments",
     }
 }
 
-/// What recovery would do at the scan's defect: cut, and quarantine unless it is a torn tail.
-/// Empty without a defect.
-pub fn cut_text(scan: &Scan) -> String {
-    let Some(d) = &scan.defect else {
-        return String::new();
-    };
-    format!(
-        "recovery would cut {} byte(s) from seq {}{}",
-        d.bytes_after,
-        d.seq,
-        if scan.is_torn_tail() { "" } else { " and quarantine them" }
-    )
+/// What recovery would do about the scan's damage, in words.
+pub fn recovery_text(scan: &Scan) -> String {
+    let lost: Vec<_> = scan.lost().collect();
+    let bytes: u64 = lost.iter().filter(|d| d.quarantined()).map(|d| d.len).sum();
+    let seqs: u64 = lost.iter().filter(|d| d.kind != DamageKind::Foreign).map(|d| d.seqs()).sum();
+    let removed = lost.iter().filter(|d| d.kind == DamageKind::Foreign).count();
+    let mut parts = Vec::new();
+    if bytes > 0 {
+        parts.push(format!("quarantine {bytes} byte(s)"));
+    }
+    if seqs > 0 {
+        parts.push(format!("record {seqs} seq(s) as holes"));
+    }
+    if removed > 0 {
+        parts.push(format!("remove {removed} foreign file(s)"));
+    }
+    parts.push(format!("keep all {} intact record(s)", scan.records));
+    format!("recovery would {}", parts.join(", "))
 }
 
-/// `notice: the log is damaged below snapshot #S: …` for a predicted restart.
+/// `notice: the log ended below snapshot #S: …` for a predicted continuation.
 pub fn restart_notice(r: &RestartReport) -> String {
     format!(
-        "notice: the log is damaged below snapshot #{}: recovery will quarantine the log and \
+        "notice: the log ends below snapshot #{}: recovery will record seqs {}..={} as a hole and \
          continue at #{}",
-        r.snapshot_seq, r.continues_at
+        r.snapshot_seq,
+        r.log_last_seq + 1,
+        r.snapshot_seq,
+        r.continues_at
     )
 }
 
 /// Reads the snapshot database from a private copy (see the module docs), kept open for
 /// [`DataDir::snapshot_at_or_before`].
-fn read_snapshots(file: &Path) -> Result<(Snapshots, SnapshotCopy), String> {
+fn read_snapshots(file: &Path) -> Result<SnapshotCopy, String> {
     let shown = file.display();
     let tmp = tempfile::tempdir()
         .map_err(|e| format!("cannot create a temporary directory for a copy of {shown}: {e}"))?;
     let copy = tmp.path().join(SNAPSHOT_FILE);
     fs::copy(file, &copy).map_err(|e| format!("cannot copy {shown}: {e}"))?;
-    let db_err = |e: flash_layout::SnapshotError| format!("{shown}: {e}");
-    let store = SnapshotStore::open(&copy).map_err(db_err)?;
-    let snapshots = Snapshots {
-        present: true,
-        seqs: store.seqs().map_err(db_err)?,
-        latest: store.latest().map_err(db_err)?,
-    };
-    Ok((snapshots, SnapshotCopy { store, _dir: tmp }))
+    let store = SnapshotStore::open(&copy).map_err(|e| format!("{shown}: {e}"))?;
+    Ok(SnapshotCopy { store, _dir: tmp })
 }

@@ -39,6 +39,9 @@ pub enum ReplayError {
     Damaged(String),
     #[error("damaged snapshot database: {0}")]
     SnapshotDatabase(String),
+    /// The node would refuse to start on the directory (and change nothing in it).
+    #[error("the node refuses to start on this directory: {0}")]
+    Refused(String),
     #[error("the snapshot at seq {seq} differs from the fold of records 1..={seq}: the log or the snapshot was altered")]
     SnapshotMismatch { seq: u64 },
     #[error(
@@ -70,6 +73,7 @@ impl ReplayError {
             | Self::NotADataDirectory { .. } => EXIT_CANNOT_READ,
             Self::ForeignSegment { .. }
             | Self::Damaged(_)
+            | Self::Refused(_)
             | Self::SnapshotDatabase(_)
             | Self::SnapshotMismatch { .. } => EXIT_DAMAGED,
             Self::NewerVersion { .. } | Self::Undecodable { .. } | Self::SnapshotUndecodable { .. } => {

@@ -22,10 +22,10 @@
 //!
 //! | code | meaning |
 //! | --- | --- |
-//! | 0 | success; a torn tail (the end of the last segment, nothing valid after it: normal after a crash) is reported with a notice |
+//! | 0 | success; a torn tail (the end of the last segment, nothing valid after it: normal after a crash) and holes an earlier recovery recorded are reported with a notice |
 //! | 1 | the output could not be written |
 //! | 2 | cannot read: missing directory, not a directory, I/O error, no lastmile log there (also clap's usage errors) |
-//! | 3 | damaged: a corrupt frame that is not a torn tail (valid frames after it, or not in the last segment), a bad, short or foreign segment header, a seq gap, a log ending below the newest snapshot (`check` then says recovery will restart the log after it), an unreadable snapshot database, a snapshot that disagrees with the log |
+//! | 3 | damaged or refused: the node would refuse to start on the directory (a log that starts above seq 1 without a valid snapshot: the snapshot database missing, empty, unreadable or holding none that verifies), or would repair it first: a corrupt frame that is not a torn tail, a bad, short or foreign segment file, missing segments, a log ending below the newest snapshot, an unreadable snapshot database; also a snapshot that disagrees with the log. `check` says which, and what recovery would quarantine, which seqs become holes, and where the log continues |
 //! | 4 | undecodable: an event version newer than this build, a malformed payload, a snapshot this build cannot decode |
 //! | 5 | out of range: `--at`/`--from`/`--to` outside what the directory holds; a `dispute` log that no longer holds seq 1 |
 //! | 6 | `dispute`: underpaid: the payer accounted cumulatively less than the payee expected, beyond `--tolerance` (the report is written first; overpayment, i.e. loss, is exit 0) |

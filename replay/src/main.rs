@@ -135,7 +135,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), ReplayError> {
         Command::Dispute { payer, payee, link, payee_link, tolerance, json } => {
             let (payer, payee) = (DataDir::open(payer)?, DataDir::open(payee)?);
             for dir in [&payer, &payee] {
-                if let Some(n) = dir.torn_tail_notice() {
+                for n in [dir.torn_tail_notice(), dir.holes_notice()].into_iter().flatten() {
                     eprintln!("replay: {}: {n}", dir.path().display());
                 }
             }
@@ -152,14 +152,14 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), ReplayError> {
     }
 }
 
-/// The torn-tail notice: on stdout for humans, on stderr when stdout is JSON.
+/// The torn-tail and holes notices: on stdout for humans, on stderr when stdout is JSON.
 fn notice(dir: &DataDir, json: bool, out: &mut impl Write) -> io::Result<()> {
-    match dir.torn_tail_notice() {
-        Some(n) if json => {
+    for n in [dir.torn_tail_notice(), dir.holes_notice()].into_iter().flatten() {
+        if json {
             eprintln!("replay: {n}");
-            Ok(())
+        } else {
+            writeln!(out, "{n}")?;
         }
-        Some(n) => writeln!(out, "{n}"),
-        None => Ok(()),
     }
+    Ok(())
 }

@@ -45,7 +45,7 @@ pub fn fold(dir: &DataDir, at: Option<u64>, start: Start) -> Result<Folded, Repl
         Start::Snapshot => Some(dir.snapshots()?),
         Start::FirstRecord => None,
     };
-    let latest = snapshots.and_then(|s| s.latest.as_ref());
+    let latest = snapshots.as_ref().and_then(|s| s.latest.as_ref());
     // The seq the directory reaches, and the first record the log still holds.
     let (end, first) = match scan.segments.first() {
         Some(seg) => (scan.next_seq - 1, seg.base_seq),
@@ -79,7 +79,7 @@ pub fn fold(dir: &DataDir, at: Option<u64>, start: Start) -> Result<Folded, Repl
         None if first == 1 || target == 0 => (None, NodeState::default()),
         None => {
             return Err(ReplayError::OutOfRange(unreachable_text(
-                snapshots.map_or(&[][..], |s| &s.seqs),
+                snapshots.as_ref().map_or(&[][..], |s| &s.seqs),
                 target,
                 first,
                 start,

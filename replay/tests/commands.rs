@@ -33,7 +33,8 @@ fn check_reports_counts_snapshots_and_a_clean_end() {
         "incident.closed: 1, incident.opened: 2, usage.accrued: 16, usage.counter_reset: 1",
         "snapshots: seq 12 (newest readable: seq 12; matches the fold of the log)",
         "foreign files (ignored): README",
-        "recovery would cut: nothing",
+        "damage: none",
+        "the node would start: next record #21",
     ] {
         assert!(run.stdout.contains(line), "{line:?} not in\n{}", run.stdout);
     }
@@ -46,7 +47,8 @@ fn check_reports_counts_snapshots_and_a_clean_end() {
     assert_eq!(v["snapshots"]["seqs"], serde_json::json!([12]));
     assert_eq!(v["snapshots"]["matches_log"], true);
     assert_eq!(v["foreign"], serde_json::json!(["README"]));
-    assert!(v["recovery_cut"].is_null());
+    assert_eq!(v["damage"], serde_json::json!([]));
+    assert_eq!((v["verdict"].as_str(), v["next_seq"].as_u64()), (Some("starts"), Some(21)));
     let segments = v["segments"].as_array().unwrap();
     assert!(segments.len() > 2, "{segments:?}");
     let total: u64 = segments.iter().map(|s| s["records"].as_u64().unwrap()).sum();
@@ -190,10 +192,11 @@ fn a_torn_tail_is_a_notice_and_the_valid_prefix_is_folded() {
     );
     assert!(run.stdout.contains(&cut), "{cut:?} not in\n{}", run.stdout);
     let v = json(&replay_in(tmp.path(), "check", &["--json"]));
-    assert_eq!(v["recovery_cut"]["kind"], "torn_tail");
-    assert_eq!(v["recovery_cut"]["from_seq"], 20);
-    assert_eq!(v["recovery_cut"]["segment"], last.as_str());
-    assert_eq!(v["recovery_cut"]["valid_frames_after"], 0);
+    assert_eq!(v["damage"][0]["kind"], "torn_tail");
+    assert_eq!(v["damage"][0]["from_seq"], 20);
+    assert_eq!(v["damage"][0]["segment"], last.as_str());
+    assert_eq!(v["damage"].as_array().unwrap().len(), 1);
+    assert_eq!((v["verdict"].as_str(), v["next_seq"].as_u64()), (Some("starts"), Some(20)));
 
     let run = replay_in(tmp.path(), "state", &["--json"]);
     assert!(run.stderr.starts_with("replay: notice: torn tail"), "{}", run.stderr);

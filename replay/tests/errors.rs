@@ -80,9 +80,15 @@ fn a_corrupt_frame_with_valid_frames_after_it_is_damage() {
 
     let run = replay_in(tmp.path(), "check", &[]);
     assert_error(&run, 3, "damaged log: record 2 in seg-0000000000000001.log at offset");
-    assert!(run.stderr.contains("CRC mismatch"), "{}", run.stderr);
-    assert!(run.stderr.contains("and quarantine them"), "{}", run.stderr);
-    assert!(run.stdout.contains("DAMAGED: recovery would cut"), "{}", run.stdout);
+    assert!(run.stderr.contains("CRC mismatch, 1 record(s) lost"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "recovery would quarantine 17 byte(s), record 1 seq(s) as holes, keep all 9 intact record(s)"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("DAMAGED: recovery would quarantine 17 byte(s)"), "{}", run.stdout);
     for cmd in ["state", "trace"] {
         assert_error(&replay_in(tmp.path(), cmd, &[]), 3, "damaged log: record 2");
     }
@@ -205,7 +211,9 @@ fn a_seq_gap_between_segments_is_damage() {
     assert_error(
         &replay_in(tmp.path(), "check", &[]),
         3,
-        "damaged log: seg-0000000000000064.log starts at seq 100 but seq 21 was expected",
+        "damaged log: seg-0000000000000064.log starts at seq 100 but seq 21 was expected (segment files \
+         missing after seg-0000000000000010.log): seqs 21..=99 are gone; recovery would record 79 seq(s) \
+         as holes, keep all 20 intact record(s)",
     );
 }
 

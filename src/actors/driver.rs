@@ -1,21 +1,30 @@
 //! The generic driver: runs any [`Machine`] inside an actix actor.
 //!
 //! ```text
-//!   anyone ──Input(i)──► Driver<M> ──Append{events, held effects}──► LogWriter
-//!   timer  ──(fires)───►           ──immediate effects────────────► deliver(effect)
+//!   anyone    ──Input(i)──────► Driver<M> ──Append{source, events, held effects}──► LogWriter
+//!   timer     ──(fires)───────►           ──immediate effects────────────────────► deliver(effect)
+//!   LogWriter ──Refused(r)────►           (resync the machine from r's durable state)
 //! ```
 //!
 //! For every message: stamp (the [`Clock`]) → record (a trace line with the stamped input) →
 //! `handle` → drain events and effects → re-arm the one timer. Events go to the log writer
 //! in order; an effect marked [`Release::WhenDurable`] travels with them and is delivered by
 //! the log writer once they are on flash; other effects are delivered at once. The driver
-//! never waits for anyone's reply.
+//! never waits for anyone's reply. If the log refuses the machine's events (the flash is
+//! full and so is the backlog), their held effects are dropped and the driver resyncs the
+//! machine ([`Resync`]) from the durable state the refusal carries, then sends with its epoch.
 
 use super::clock::Clock;
-use super::log_writer::{Append, Held, LogWriter};
+use super::log_writer::{Append, Held, LogWriter, Refused};
 use crate::events::{Event, Machine, Release, Stamp};
+use crate::machines::Resync;
+use crate::os::journal::{Source, SourceId};
 use actix::prelude::*;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+
+/// Source ids for the journal, one per driver in the process.
+static NEXT_SOURCE: AtomicU32 = AtomicU32::new(1);
 
 /// Where a machine's effects go: usually a closure that sends a message to an executor actor.
 pub type Deliver<E> = Arc<dyn Fn(E) + Send + Sync>;
@@ -33,17 +42,19 @@ pub struct Driver<M: Machine> {
     log: Addr<LogWriter>,
     deliver: Deliver<M::Effect>,
     armed: Option<(Stamp, M::Timer, SpawnHandle)>,
+    source: Source,
 }
 
 impl<M> Driver<M>
 where
-    M: Machine + Unpin + 'static,
+    M: Machine + Resync + Unpin + 'static,
     M::Timer: Unpin,
     M::Event: Into<Event>,
     M::Effect: Send + 'static,
 {
     pub fn new(machine: M, clock: Clock, log: Addr<LogWriter>, deliver: Deliver<M::Effect>) -> Self {
-        Self { machine, clock, log, deliver, armed: None }
+        let source = Source::new(SourceId(NEXT_SOURCE.fetch_add(1, Ordering::Relaxed)));
+        Self { machine, clock, log, deliver, armed: None, source }
     }
 
     fn drain(&mut self, ctx: &mut Context<Self>) {
@@ -63,7 +74,8 @@ where
             }
         }
         if !events.is_empty() || !held.is_empty() {
-            self.log.do_send(Append { events, held });
+            let refused_to = Some(ctx.address().recipient());
+            self.log.do_send(Append { source: self.source, events, held, refused_to });
         }
         self.rearm(ctx);
     }
@@ -93,7 +105,7 @@ where
 
 impl<M> Actor for Driver<M>
 where
-    M: Machine + Unpin + 'static,
+    M: Machine + Resync + Unpin + 'static,
     M::Timer: Unpin,
     M::Event: Into<Event>,
     M::Effect: Send + 'static,
@@ -108,7 +120,7 @@ where
 
 impl<M> Handler<Input<M::Input>> for Driver<M>
 where
-    M: Machine + Unpin + 'static,
+    M: Machine + Resync + Unpin + 'static,
     M::Timer: Unpin,
     M::Input: 'static,
     M::Event: Into<Event>,
@@ -120,6 +132,28 @@ where
         let now = self.clock.now();
         tracing::trace!(%now, input = ?msg.0, "input");
         self.machine.handle(now, msg.0);
+        self.drain(ctx);
+    }
+}
+
+impl<M> Handler<Refused> for Driver<M>
+where
+    M: Machine + Resync + Unpin + 'static,
+    M::Timer: Unpin,
+    M::Event: Into<Event>,
+    M::Effect: Send + 'static,
+{
+    type Result = ();
+
+    fn handle(&mut self, msg: Refused, ctx: &mut Context<Self>) {
+        let refusal = msg.0;
+        if refusal.epoch <= self.source.epoch {
+            return; // already resynced past it
+        }
+        let now = self.clock.now();
+        tracing::warn!(%now, reason = %refusal.reason, epoch = refusal.epoch, "the log refused this machine's records; resyncing it");
+        self.source.epoch = refusal.epoch;
+        self.machine.resync(now, &refusal.state);
         self.drain(ctx);
     }
 }

@@ -64,8 +64,9 @@ pub fn demo_store_config() -> flash::FlashConfig {
 
 pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&args.dir).map_err(|e| format!("cannot create {}: {e}", args.dir.display()))?;
-    let boot = flash::next_boot(&args.dir)?;
+    // Open first: a refused start must change nothing, the boot counter included.
     let opened = flash::open(&args.dir, demo_store_config())?;
+    let boot = flash::next_boot(&args.dir)?;
     say(format_args!("recovered boot {boot}: {}", opened.summary()));
     let usage = &opened.state.usage;
     let tx_total: u64 = usage.links.values().map(|l| l.tx_total).sum();

@@ -205,8 +205,9 @@ pub fn run(args: RouteArgs) -> Result<(), Box<dyn std::error::Error>> {
 
     std::fs::create_dir_all(&args.log_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.log_dir.display()))?;
-    let boot = flash::next_boot(&args.log_dir)?;
+    // Open first: a refused start must change nothing, the boot counter included.
     let opened = flash::open(&args.log_dir, FlashConfig::default())?;
+    let boot = flash::next_boot(&args.log_dir)?;
     let names: Vec<String> = args.interfaces.iter().map(|i| i.name.clone()).collect();
 
     let system = System::new();

@@ -8,7 +8,7 @@ pub mod exit;
 pub mod incidents;
 pub mod usage;
 
-use crate::events::{Event, Fold};
+use crate::events::{Event, Fold, Stamp};
 use billing::BillingLedger;
 use exit::ExitLedger;
 use incidents::IncidentLedger;
@@ -49,6 +49,21 @@ impl Fold for NodeState {
     }
 }
 
+/// A machine whose events the log refused brings its durable state back in line with the log.
+///
+/// When the log cannot take an event (the flash and the backlog are full, or the record cannot
+/// be framed), the effects held behind it are dropped, never released, and the machine that
+/// emitted it is told with the node's durable state as the log will have it: every event the
+/// log took or still holds in order, none that it refused. Everything the machine emitted
+/// after the refused event, until it has resynced, is refused too: it was decided on a state
+/// that included the refused event. The machine replaces its durable state with its part of
+/// `durable` and re-derives what depends on it, as if that part had been recovered at start;
+/// soft state (readings, prices, timers) stays. What was lost is decided again: usage not
+/// recorded is still in the kernel counters, a payment not recorded is owed again.
+pub trait Resync {
+    fn resync(&mut self, at: Stamp, durable: &NodeState);
+}
+
 /// The schema version of snapshot bytes; bump it when [`NodeState`]'s shape changes.
 pub const SNAPSHOT_VERSION: u8 = 4;
 /// The oldest snapshot version this build reads. Version 2 lacks fields that version 3 added
@@ -77,7 +92,40 @@ impl fmt::Display for SnapshotError {
 
 impl std::error::Error for SnapshotError {}
 
+/// Why a snapshot or a log record cannot be folded into a [`NodeState`]: the node refuses to
+/// start on it, and `replay` says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FoldError {
+    Snapshot(SnapshotError),
+    Record { seq: u64, error: crate::events::DecodeError },
+}
+
+impl fmt::Display for FoldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Snapshot(e) => write!(f, "snapshot: {e}"),
+            Self::Record { seq, error } => write!(f, "event log record #{seq}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for FoldError {}
+
 impl NodeState {
+    /// Decodes log record `seq` (event version `version`) and folds it in. The one way
+    /// recovery and `replay` read records.
+    pub fn apply_record(&mut self, seq: u64, version: u8, payload: &[u8]) -> Result<(), FoldError> {
+        let event = crate::events::codec::decode(version, payload)
+            .map_err(|error| FoldError::Record { seq, error })?;
+        self.apply(&event);
+        Ok(())
+    }
+
+    /// [`Self::decode_snapshot`] as a [`FoldError`].
+    pub fn from_snapshot(bytes: &[u8]) -> Result<Self, FoldError> {
+        Self::decode_snapshot(bytes).map_err(FoldError::Snapshot)
+    }
+
     /// Snapshot bytes: the version, then the state in MessagePack.
     pub fn encode_snapshot(&self) -> Vec<u8> {
         let mut buf = vec![SNAPSHOT_VERSION];

@@ -124,6 +124,11 @@ impl UsageMachine {
         &self.ledger
     }
 
+    /// Replaces the durable ledger (see [`crate::machines::Resync`]).
+    pub fn resync_ledger(&mut self, ledger: UsageLedger) {
+        self.ledger = ledger;
+    }
+
     /// Bytes read from the counters but not yet in a record, per link.
     pub fn pending(&self, link: Link) -> (u64, u64) {
         let Some(&(tx, rx)) = self.observed.get(&link) else {
@@ -175,6 +180,14 @@ impl UsageMachine {
         let record = UsageRecord { link, tx_bytes, rx_bytes, price_per_byte };
         self.emit(UsageEvent::Accrued(record));
         self.effects.push_back(Effect::when_durable(UsageEffect::Report(record)));
+    }
+}
+
+impl crate::machines::Resync for UsageMachine {
+    /// The readings and prices stay: bytes whose record was refused are pending again, above
+    /// the durable `tx_counted`, and go into the next window's record.
+    fn resync(&mut self, _at: Stamp, durable: &crate::machines::NodeState) {
+        self.resync_ledger(durable.usage.clone());
     }
 }
 

@@ -3,9 +3,10 @@
 
 use crate::events::codec::{self, DecodeError};
 use crate::events::Fold;
-use crate::machines::{NodeState, SnapshotError};
+use crate::machines::{FoldError, NodeState, SnapshotError};
 use flash_layout::{
-    Budget, DirStorage, FlushPolicy, LogConfig, Recovery, RestoreError, Retention, Store, StoreError,
+    Budget, DamageKind, DirStorage, FlushPolicy, Inspection, LogConfig, MemStorage, Recovery, RestoreError,
+    Restored, Retention, Storage, Store, StoreError,
 };
 use std::fmt;
 use std::fs;
@@ -63,6 +64,11 @@ pub enum FlashError {
     },
     /// The log no longer holds the records a recovery needs.
     Gap(String),
+    /// The node refuses to start on this data directory as it is: nothing in it was changed.
+    Refused {
+        dir: PathBuf,
+        reason: String,
+    },
 }
 
 impl fmt::Display for FlashError {
@@ -76,6 +82,9 @@ impl fmt::Display for FlashError {
             Self::Snapshot(e) => write!(f, "snapshot: {e}"),
             Self::Event { seq, source } => write!(f, "event log record #{seq}: {source}"),
             Self::Gap(e) => write!(f, "event log: {e}"),
+            Self::Refused { dir, reason } => {
+                write!(f, "refusing to start on {}: {reason} (nothing in it was changed)", dir.display())
+            }
         }
     }
 }
@@ -84,7 +93,9 @@ impl std::error::Error for FlashError {}
 
 /// Reads the boot counter in `dir`, increments it and writes it back durably. A missing file
 /// is the first boot. A damaged file is an error: the operator must look, because stamps of
-/// this boot could otherwise collide with an earlier one's.
+/// this boot could otherwise collide with an earlier one's. Call it once the data directory
+/// has opened ([`open`]): a refused start must not count as a boot. On error nothing is left
+/// behind (no temporary file).
 pub fn next_boot(dir: &Path) -> Result<u32, FlashError> {
     let path = dir.join(BOOT_FILE);
     let previous = match fs::read_to_string(&path) {
@@ -102,12 +113,20 @@ pub fn next_boot(dir: &Path) -> Result<u32, FlashError> {
     Ok(boot)
 }
 
+/// Writes `bytes` to `path` through a temporary file, fsyncs, renames; on error the temporary
+/// file is removed (a full disk must not also keep half a file).
 fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)?;
+    let written = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     if let Some(dir) = path.parent() {
         fs::File::open(dir)?.sync_all()?;
     }
@@ -138,47 +157,151 @@ impl Opened {
                 self.recovery.records, self.replayed
             ),
         };
-        match &self.recovery.cut {
-            Some(cut) => line.push_str(&format!(
-                "; cut {} bytes from #{} ({:?}{})",
-                cut.bytes,
-                cut.from_seq,
-                cut.reason,
-                cut.quarantined.as_ref().map_or(String::new(), |q| format!(", kept in {q}"))
-            )),
-            None => line.push_str("; log intact"),
-        }
-        if let Some(r) = &self.recovery.restarted_after_snapshot {
-            line.push_str(&format!(
-                "; log damaged below snapshot #{}: {} records removed{}, continuing at #{}",
-                r.snapshot_seq,
-                r.records_removed,
-                r.quarantined.as_ref().map_or(String::new(), |q| format!(" (kept in {q})")),
-                r.snapshot_seq + 1
-            ));
-        }
+        line.push_str(&recovery_text(&self.recovery));
         line
     }
 }
 
-/// Opens (creating if needed) the store in `dir`, cuts a torn tail, and recovers the node's
-/// state: newest valid snapshot, then the log after it.
+/// What recovery did, as a clause for [`Opened::summary`] ("; log intact" if nothing).
+pub fn recovery_text(r: &Recovery) -> String {
+    if r.damage.is_empty() && r.continued_after_snapshot.is_none() && r.snapshots_set_aside.is_none() {
+        return "; log intact".into();
+    }
+    let mut out = String::new();
+    if let Some(t) = r.torn_tail() {
+        out.push_str(&format!(
+            "; torn tail cut at #{} ({} bytes of an unfinished write, never durable)",
+            t.from_seq, t.len
+        ));
+    }
+    let lost: Vec<_> = r.lost().collect();
+    let foreign = lost.iter().filter(|d| d.kind == DamageKind::Foreign).count();
+    let damaged: Vec<_> = lost.iter().filter(|d| d.kind != DamageKind::Foreign).collect();
+    if !damaged.is_empty() {
+        let bytes: u64 = damaged.iter().map(|d| d.len).sum();
+        let mut ranges: Vec<String> = r.holes.iter().take(4).map(|(a, b)| seq_range(*a, *b)).collect();
+        if r.holes.len() > 4 {
+            ranges.push(format!("and {} more", r.holes.len() - 4));
+        }
+        out.push_str(&format!(
+            "; DAMAGE: {} damaged range(s), {bytes} bytes; {} seq(s) lost as holes ({}), every intact record kept",
+            damaged.len(),
+            r.hole_seqs(),
+            if ranges.is_empty() { "none".to_string() } else { ranges.join(", ") }
+        ));
+    }
+    if foreign > 0 {
+        out.push_str(&format!("; {foreign} file(s) named like segments but not part of the log, removed"));
+    }
+    if let Some(q) = &r.quarantined {
+        out.push_str(&format!("; damaged bytes kept in {q}"));
+    }
+    if let Some(name) = &r.snapshots_set_aside {
+        out.push_str(&format!(
+            "; the snapshot database could not be read: kept as {name}, state rebuilt from the log"
+        ));
+    }
+    if let Some(seq) = r.continued_after_snapshot {
+        out.push_str(&format!("; the log ended below snapshot #{seq}: continuing at #{}", seq + 1));
+    }
+    out
+}
+
+fn seq_range(from: u64, to: u64) -> String {
+    if to == from + 1 {
+        format!("#{from}")
+    } else {
+        format!("#{from}..#{}", to - 1)
+    }
+}
+
+/// The node's durable state as opening `dir` would recover it, worked out without writing
+/// anything, and why the node would refuse to start on it, if it would. `replay check` and
+/// [`open`] both decide from this, so they always agree.
+pub struct Preflight {
+    pub inspection: Inspection,
+    /// The recovered state, or why it cannot be recovered (a refusal).
+    pub restored: Result<Restored<NodeState>, FlashError>,
+}
+
+impl Preflight {
+    /// Why the node refuses to start, if it does.
+    pub fn refusal(&self) -> Option<String> {
+        if let Some(r) = &self.inspection.refusal {
+            return Some(r.to_string());
+        }
+        self.restored.as_ref().err().map(ToString::to_string)
+    }
+}
+
+/// See [`Preflight`]. A missing directory is an empty one.
+pub fn preflight(dir: &Path) -> Result<Preflight, FlashError> {
+    let inspection = Store::inspect_dir(dir).map_err(FlashError::Store)?;
+    let restored = match DirStorage::open_existing(dir) {
+        Ok(storage) => restore_inspected(&inspection, &storage),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => restore_inspected(&inspection, &MemStorage::new()),
+        Err(source) => Err(FlashError::Io { path: dir.to_path_buf(), source }),
+    };
+    Ok(Preflight { inspection, restored })
+}
+
+fn restore_inspected<S: Storage>(
+    inspection: &Inspection,
+    storage: &S,
+) -> Result<Restored<NodeState>, FlashError> {
+    inspection
+        .restore(storage, NodeState::from_snapshot, NodeState::default, NodeState::apply_record)
+        .map_err(|e| match e {
+            RestoreError::Decode { error, .. } | RestoreError::Apply { error, .. } => match error {
+                FoldError::Snapshot(e) => FlashError::Snapshot(e),
+                FoldError::Record { seq, error } => FlashError::Event { seq, source: error },
+            },
+            RestoreError::Store(e) => FlashError::Store(e),
+            gap @ RestoreError::Gap { .. } => FlashError::Gap(gap.to_string()),
+        })
+}
+
+fn restore_error(e: RestoreError<FlashError>) -> FlashError {
+    match e {
+        RestoreError::Store(e) => FlashError::Store(e),
+        RestoreError::Decode { error, .. } | RestoreError::Apply { error, .. } => error,
+        gap @ RestoreError::Gap { .. } => FlashError::Gap(gap.to_string()),
+    }
+}
+
+/// Opens (creating if needed) the store in `dir` and recovers the node's state: newest valid
+/// snapshot, then the log after it. First it works out, without writing, what it would find
+/// ([`preflight`]); if the node cannot start on the directory as it is (a compacted log
+/// without its snapshots, a record or snapshot this build cannot read), it refuses and
+/// nothing in the directory changes. Only then does recovery write (quarantine, holes, a
+/// torn tail cut).
 pub fn open(dir: &Path, config: FlashConfig) -> Result<Opened, FlashError> {
+    let pre = preflight(dir)?;
+    if let Some(reason) = pre.refusal() {
+        return Err(FlashError::Refused { dir: dir.to_path_buf(), reason });
+    }
+    let restored = pre.restored.expect("no refusal: restored");
     fs::create_dir_all(dir).map_err(|source| FlashError::Io { path: dir.to_path_buf(), source })?;
-    let (store, recovery) = Store::open_dir(dir, config.log, config.budget).map_err(FlashError::Store)?;
-    let (state, restored) = restore(&store)?;
-    Ok(Opened { store, state, recovery, snapshot_seq: restored.snapshot_seq, replayed: restored.replayed })
+    let (store, recovery) =
+        Store::open_inspected(dir, pre.inspection, config.log, config.budget).map_err(FlashError::Store)?;
+    Ok(Opened {
+        store,
+        state: restored.state,
+        recovery,
+        snapshot_seq: restored.snapshot_seq,
+        replayed: restored.replayed,
+    })
 }
 
 /// Where a recovered state came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Restored {
+pub struct RestoredFrom {
     pub snapshot_seq: Option<u64>,
     pub replayed: u64,
 }
 
-/// Newest valid snapshot + replay of the tail: the node's durable state.
-pub fn restore(store: &Store<DirStorage>) -> Result<(NodeState, Restored), FlashError> {
+/// Newest valid snapshot + replay of the tail of an open store: the node's durable state.
+pub fn restore(store: &Store<DirStorage>) -> Result<(NodeState, RestoredFrom), FlashError> {
     let mut replayed = 0u64;
     let (state, _last) = store
         .restore(
@@ -192,11 +315,8 @@ pub fn restore(store: &Store<DirStorage>) -> Result<(NodeState, Restored), Flash
                 Ok(())
             },
         )
-        .map_err(|e| match e {
-            RestoreError::Store(e) => FlashError::Store(e),
-            RestoreError::Decode { error, .. } | RestoreError::Apply { error, .. } => error,
-            gap @ RestoreError::Gap { .. } => FlashError::Gap(gap.to_string()),
-        })?;
-    let snapshot_seq = store.snapshots().seqs().map_err(|e| FlashError::Store(e.into()))?.last().copied();
-    Ok((state, Restored { snapshot_seq, replayed }))
+        .map_err(restore_error)?;
+    let snapshot_seq =
+        store.snapshots().latest().map_err(|e| FlashError::Store(e.into()))?.map(|(seq, _)| seq);
+    Ok((state, RestoredFrom { snapshot_seq, replayed }))
 }

@@ -23,15 +23,11 @@ impl<T> Gate<T> {
         Self { held: VecDeque::new(), durable }
     }
 
-    /// Holds `item` until `seq` is durable. Returns it straight back if it already is.
-    #[must_use]
-    pub fn hold(&mut self, seq: Seq, item: T) -> Option<T> {
-        if seq <= self.durable {
-            return Some(item);
-        }
+    /// Holds `item` until `seq` is durable; the next [`Self::release`] returns it if it already
+    /// is (after everything held before it: release keeps the order).
+    pub fn hold(&mut self, seq: Seq, item: T) {
         debug_assert!(self.held.back().is_none_or(|(s, _)| *s <= seq), "held out of order");
         self.held.push_back((seq, item));
-        None
     }
 
     /// Records that everything up to `durable` is on flash and returns what that releases, in
@@ -59,14 +55,16 @@ mod tests {
     #[test]
     fn nothing_leaves_before_its_seq_is_durable() {
         let mut gate = Gate::new(Seq(2));
-        assert_eq!(gate.hold(Seq(2), "already durable"), Some("already durable"));
-        assert_eq!(gate.hold(Seq(3), "a"), None);
-        assert_eq!(gate.hold(Seq(5), "b"), None);
-        assert_eq!(gate.hold(Seq(5), "c"), None);
+        gate.hold(Seq(2), "already durable");
+        assert_eq!(gate.release(Seq(0)), vec!["already durable"], "durable at creation");
+        gate.hold(Seq(3), "a");
+        gate.hold(Seq(5), "b");
+        gate.hold(Seq(5), "c");
         assert_eq!(gate.release(Seq(4)), vec!["a"]);
         assert_eq!(gate.held(), 2);
         assert_eq!(gate.release(Seq(3)), Vec::<&str>::new(), "durability never goes back");
         assert_eq!(gate.release(Seq(9)), vec!["b", "c"]);
-        assert_eq!(gate.hold(Seq(7), "late"), Some("late"));
+        gate.hold(Seq(7), "late");
+        assert_eq!(gate.release(Seq(7)), vec!["late"]);
     }
 }

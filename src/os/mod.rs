@@ -13,3 +13,4 @@ pub mod keyfile;
 pub mod prober;
 pub mod routes;
 pub mod statement_signer;
+pub mod throttle;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::scan::DefectReason;
 use crate::segment::segment_name;
 use crate::storage::{CrashMode, Fault, MemStorage};
 
@@ -21,7 +22,7 @@ fn records<S: Storage>(log: &Log<S>, from: u64) -> Vec<(u64, u8, Vec<u8>)> {
 
 fn filled(n: u64, cfg: LogConfig) -> Log<MemStorage> {
     let (mut log, rec) = Log::open(MemStorage::new(), cfg).unwrap();
-    assert_eq!(rec, Recovery { records: 0, cut: None, restarted_after_snapshot: None });
+    assert_eq!(rec, clean_open(0));
     for seq in 1..=n {
         assert_eq!(log.append(1, &payload(seq), 0, false).unwrap().seq, seq);
     }
@@ -61,10 +62,34 @@ fn group_commit_by_bytes() {
 #[test]
 fn invalid_records_buffer_nothing() {
     let (mut log, _) = Log::open(MemStorage::new(), config(10, 1 << 20)).unwrap();
-    assert!(matches!(log.append(0, b"x", 0, false), Err(LogError::Record(FrameError::VersionZero))));
+    assert!(matches!(log.append(0, b"x", 0, false), Err(AppendError::Invalid(FrameError::VersionZero))));
     let big = vec![0; 70_000];
-    assert!(matches!(log.append(1, &big, 0, true), Err(LogError::Record(FrameError::PayloadTooLarge(_)))));
+    let err = log.append(1, &big, 0, true).unwrap_err();
+    assert!(matches!(err, AppendError::Invalid(FrameError::PayloadTooLarge(_))), "{err:?}");
+    assert_eq!(err.taken_seq(), None);
     assert_eq!((log.last_seq(), log.pending_bytes()), (0, 0));
+}
+
+#[test]
+fn push_buffers_and_says_when_a_flush_is_due() {
+    let (mut log, _) = Log::open(MemStorage::new(), config(2, 1 << 20)).unwrap();
+    assert_eq!(log.push(1, b"a", 0, false).unwrap(), Pushed { seq: 1, flush_due: false });
+    assert_eq!(log.push(1, b"b", 0, false).unwrap(), Pushed { seq: 2, flush_due: true });
+    assert_eq!(log.push(1, b"c", 0, true).unwrap(), Pushed { seq: 3, flush_due: true });
+    assert_eq!((log.durable_seq(), log.storage().syncs()), (0, 0), "push never writes");
+    assert_eq!(log.flush().unwrap(), 3);
+}
+
+fn clean_open(n: u64) -> Recovery {
+    Recovery {
+        records: n,
+        damage: vec![],
+        quarantined: None,
+        holes: vec![],
+        continued_after_snapshot: None,
+        next_seq: n + 1,
+        snapshots_set_aside: None,
+    }
 }
 
 #[test]
@@ -79,7 +104,7 @@ fn segments_roll_and_reopen_continues() {
     }
     let storage = log.into_storage();
     let (mut log, rec) = Log::open(storage, config(3, 100)).unwrap();
-    assert_eq!(rec, Recovery { records: 20, cut: None, restarted_after_snapshot: None });
+    assert_eq!(rec, clean_open(20));
     assert_eq!(log.append(1, &payload(21), 0, true).unwrap().seq, 21);
     let all = records(&log, 1);
     assert_eq!(all.len(), 21);
@@ -96,7 +121,8 @@ fn oversized_frame_gets_its_own_segment() {
 }
 
 /// A failed write or fsync keeps the batch, claims nothing, and the retry leaves no
-/// duplicate frame (the partial write is truncated first).
+/// duplicate frame (the partial write is truncated first). An append whose flush fails says
+/// that the record was taken, so the caller does not append it again.
 #[test]
 fn failed_flush_keeps_batch_and_retries_without_duplicates() {
     for fault in [Fault::PartialAppend { written: 20 }, Fault::Sync, Fault::NextOp] {
@@ -108,15 +134,39 @@ fn failed_flush_keeps_batch_and_retries_without_duplicates() {
         assert_eq!((log.durable_seq(), log.pending_records()), (2, 2));
         // An urgent append during the outage reports the error but keeps the record.
         log.storage_mut().inject(Fault::NextOp);
-        assert!(log.append(1, &payload(5), 0, true).is_err());
+        let err = log.append(1, &payload(5), 0, true).unwrap_err();
+        assert!(matches!(err, AppendError::Unflushed { seq: 5, .. }), "{err:?}");
+        assert_eq!(err.taken_seq(), Some(5));
         assert_eq!(log.last_seq(), 5);
         assert_eq!(log.flush().unwrap(), 5);
         let storage = log.into_storage();
         let (log, rec) = Log::open(storage, config(100, 1 << 20)).unwrap();
-        assert_eq!(rec.cut, None, "{fault:?}");
+        assert_eq!(rec, clean_open(5), "{fault:?}");
         let got: Vec<u64> = records(&log, 1).iter().map(|r| r.0).collect();
         assert_eq!(got, vec![1, 2, 3, 4, 5], "{fault:?}");
     }
+}
+
+/// A full filesystem (ENOSPC) in the middle of a batch: the partial write is cut when space
+/// comes back, and the batch is written once.
+#[test]
+fn a_full_filesystem_then_space_freed_writes_each_record_once() {
+    let mut log = filled(2, config(100, 1 << 20));
+    let used = log.storage().used_bytes();
+    log.storage_mut().set_capacity(Some(used + 20));
+    for seq in 3..=6 {
+        log.append(1, &payload(seq), 0, false).unwrap();
+    }
+    let err = log.flush().unwrap_err();
+    assert!(err.to_string().contains("No space left"), "{err}");
+    assert_eq!((log.durable_seq(), log.pending_records()), (2, 4));
+    assert_eq!(log.storage().used_bytes(), used + 20, "the write stopped where the space ended");
+    log.storage_mut().set_capacity(None);
+    assert_eq!(log.flush().unwrap(), 6);
+    let (log, rec) = Log::open(log.into_storage(), config(100, 1 << 20)).unwrap();
+    assert_eq!(rec, clean_open(6));
+    let got: Vec<u64> = records(&log, 1).iter().map(|r| r.0).collect();
+    assert_eq!(got, vec![1, 2, 3, 4, 5, 6]);
 }
 
 #[test]
@@ -130,70 +180,105 @@ fn torn_tail_is_cut_without_quarantine() {
     let mut storage = log.into_storage();
     storage.crash(0, CrashMode::KeepAll);
     let (log, rec) = Log::open(storage, config(100, 1 << 20)).unwrap();
-    let cut = rec.cut.unwrap();
-    assert_eq!(
-        (rec.records, cut.from_seq, cut.reason, cut.quarantined),
-        (6, 7, DefectReason::TornTail, None)
-    );
+    let torn = rec.torn_tail().unwrap();
+    assert_eq!((rec.records, torn.from_seq, torn.reason, torn.seqs()), (6, 7, DefectReason::TornTail, 0));
+    assert_eq!((rec.quarantined.as_deref(), rec.holes.len(), rec.next_seq), (None, 0, 7));
     assert_eq!(log.durable_seq(), 6);
     assert!(log.storage().list().unwrap().iter().all(|n| !is_quarantine_name(n)));
 }
 
+/// Regression (issue 8): a corrupt frame in the middle cut every record after it out of the
+/// log, though they were intact, and new records then reused their seqs. Now the scan finds
+/// the next intact frame, only the bad frame's bytes are quarantined, its seq becomes a hole,
+/// and every other record stays where it was.
 #[test]
-fn flipped_byte_mid_log_is_quarantined_then_cut() {
+fn flipped_byte_mid_log_is_quarantined_and_the_records_after_it_kept() {
     let mut log = filled(10, config(100, 1 << 20));
     let name = segment_name(1);
     // Record 4 starts after the header and three frames of "record N" (8 + 8 bytes each).
     let off = 32 + 3 * 16 + 10;
     log.storage_mut().bytes_mut(&name).unwrap()[off] ^= 0x01;
     let damaged = log.storage().read(&name).unwrap();
-    let storage = log.into_storage();
-    let (log, rec) = Log::open(storage, config(100, 1 << 20)).unwrap();
-    let cut = rec.cut.unwrap();
-    assert_eq!((rec.records, cut.from_seq, cut.reason), (3, 4, DefectReason::BadCrc));
-    assert_eq!(cut.records_cut_estimate, 7);
-    let q = cut.quarantined.unwrap();
+    let (mut log, rec) = Log::open(log.into_storage(), config(100, 1 << 20)).unwrap();
+    let d = &rec.damage[0];
+    assert_eq!(
+        (d.reason, d.kind, d.from_seq, d.to_seq, d.exact),
+        (DefectReason::BadCrc, DamageKind::Lost, 4, 5, true)
+    );
+    assert_eq!((rec.records, rec.holes.clone(), rec.next_seq), (9, vec![(4, 5)], 11));
+    let q = rec.quarantined.unwrap();
     assert_eq!(q, "quarantine-0000000000000004.bin");
+    // magic, then one piece: name length, name, offset, length, the bad frame's bytes only.
     let qb = log.storage().read(&q).unwrap();
-    // magic, then one piece: name length, name, offset, length, the bytes from record 4 on.
-    let cut_bytes = &damaged[32 + 3 * 16..];
     assert_eq!(&qb[..4], b"LMQ1");
     assert_eq!(&qb[4..6], &24u16.to_le_bytes());
     assert_eq!(&qb[6..30], name.as_bytes());
     assert_eq!(&qb[30..38], &80u64.to_le_bytes());
-    assert_eq!(&qb[38..46], &(cut_bytes.len() as u64).to_le_bytes());
-    assert_eq!(&qb[46..], cut_bytes);
-    assert_eq!(log.last_seq(), 3);
-    assert_eq!(records(&log, 1).len(), 3);
+    assert_eq!(&qb[38..46], &16u64.to_le_bytes());
+    assert_eq!(&qb[46..], &damaged[80..96]);
+    let seqs: Vec<u64> = records(&log, 1).iter().map(|r| r.0).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 5, 6, 7, 8, 9, 10]);
+    assert!(records(&log, 1).iter().all(|(seq, _, p)| *p == payload(*seq)));
+    // The next record never takes seq 4 (nor any other).
+    assert_eq!(log.append(1, b"new", 0, true).unwrap().seq, 11);
+    let (log, again) = Log::open(log.into_storage(), config(100, 1 << 20)).unwrap();
+    assert_eq!((again.damage.len(), again.records), (0, 10));
+    assert_eq!(log.read_from(4).next().unwrap().map(|r| r.seq), Some(5));
 }
 
+/// Regression (issue 8): a flipped byte inside the last complete frame was called a torn tail
+/// and cut without quarantine, its seq reused, though the frame may have been durable.
 #[test]
-fn duplicated_segment_header_is_detected_and_cut() {
+fn a_damaged_last_complete_frame_is_lost_data_not_a_torn_tail() {
+    // A payload byte, the CRC, the length field, the magic: each flips to "lost", never "torn".
+    for (what, at) in [("payload", 8 + 3), ("crc", 5), ("length", 2), ("magic", 0)] {
+        let mut log = filled(10, config(100, 1 << 20));
+        let name = segment_name(1);
+        let last = frame_start(&log.storage().read(&name).unwrap(), 9) as usize;
+        log.storage_mut().bytes_mut(&name).unwrap()[last + at] ^= 0x04;
+        let (mut log, rec) = Log::open(log.into_storage(), config(100, 1 << 20)).unwrap();
+        let d = &rec.damage[0];
+        assert_eq!((d.kind, d.from_seq, d.to_seq), (DamageKind::Lost, 10, 11), "{what}: {d:?}");
+        assert!(rec.torn_tail().is_none() && rec.quarantined.is_some(), "{what}");
+        assert_eq!((rec.records, log.last_seq()), (9, 10), "{what}");
+        assert_eq!(log.append(1, b"new", 0, true).unwrap().seq, 11, "{what}: seq 10 is not reused");
+    }
+}
+
+/// A copied segment header (bit rot, a misdirected write) no longer loses the segment: its
+/// frames verify with the seqs its name gives, so only the header is rewritten.
+#[test]
+fn a_copied_segment_header_loses_no_record() {
     let log = filled(20, config(100, 100));
     let segs = log.segments();
     let mut storage = log.into_storage();
-    // Copy segment 0's header over segment 2's.
     let h0 = storage.read(&segs[0].name).unwrap()[..32].to_vec();
     storage.bytes_mut(&segs[2].name).unwrap()[..32].copy_from_slice(&h0);
     let (log, rec) = Log::open(storage, config(3, 100)).unwrap();
-    let cut = rec.cut.unwrap();
-    assert_eq!(cut.reason, DefectReason::BadSegmentHeader);
-    assert_eq!(cut.from_seq, segs[2].base_seq);
-    assert!(cut.quarantined.is_some(), "later segments held valid frames");
-    assert_eq!(log.last_seq(), segs[1].last_seq);
-    assert_eq!(log.segments().len(), 2);
+    let d = &rec.damage[0];
+    assert_eq!(
+        (d.reason, d.segment.as_str(), d.offset, d.len, d.seqs()),
+        (DefectReason::BadSegmentHeader, segs[2].name.as_str(), 0, 32, 0)
+    );
+    assert!(rec.quarantined.is_some(), "the bad header is kept");
+    assert_eq!((rec.records, log.last_seq(), log.segments().len()), (20, 20, segs.len()));
+    assert!(records(&log, 1).iter().all(|(seq, _, p)| *p == payload(*seq)));
 }
 
+/// A missing segment file in the middle becomes a hole; the segments after it are kept.
 #[test]
-fn missing_middle_segment_is_a_seq_gap() {
+fn missing_middle_segment_is_a_hole() {
     let log = filled(20, config(100, 100));
     let segs = log.segments();
     let mut storage = log.into_storage();
     storage.remove(&segs[1].name).unwrap();
-    let (log, rec) = Log::open(storage, config(3, 100)).unwrap();
-    let cut = rec.cut.unwrap();
-    assert_eq!((cut.reason, cut.from_seq), (DefectReason::SeqGap, segs[1].base_seq));
-    assert_eq!(log.last_seq(), segs[0].last_seq);
+    let (mut log, rec) = Log::open(storage, config(3, 100)).unwrap();
+    let d = &rec.damage[0];
+    assert_eq!((d.reason, d.kind), (DefectReason::SeqGap, DamageKind::Missing));
+    assert_eq!(rec.holes, vec![(segs[1].base_seq, segs[2].base_seq)]);
+    let lost = segs[1].last_seq - segs[1].base_seq + 1;
+    assert_eq!((rec.records, log.last_seq(), rec.quarantined), (20 - lost, 20, None));
+    assert_eq!(log.append(1, b"x", 0, true).unwrap().seq, 21);
 }
 
 #[test]
@@ -215,7 +300,7 @@ fn retention_and_snapshot_coverage_bound_removal() {
     // The log reopens starting mid-way and keeps appending.
     let storage = log.into_storage();
     let (mut log, rec) = Log::open(storage, config(100, 100)).unwrap();
-    assert_eq!(rec.cut, None);
+    assert!(rec.damage.is_empty());
     assert_eq!(log.first_seq(), segs[n - 1].base_seq);
     assert_eq!(log.append(1, b"x", 0, true).unwrap().seq, 21);
 }
@@ -239,11 +324,12 @@ fn pieces(s: &MemStorage, name: &str) -> Vec<(String, u64, Vec<u8>)> {
         .collect()
 }
 
-/// A segment-named file that is not a segment (short or not, with or without a magic prefix),
-/// with nothing valid after it, is not a torn tail: segment headers are written atomically.
-/// Recovery removes it only after copying it to quarantine.
+/// A segment-named file that is not a segment (shorter than a header, or without the segment
+/// magic and without a frame of ours), with nothing valid after it, is not a torn tail:
+/// segment headers are written atomically. Recovery removes it only after copying it to
+/// quarantine, and it takes no seq (it never held a record).
 #[test]
-fn a_bad_or_short_segment_header_is_quarantined_even_with_nothing_after_it() {
+fn a_stray_segment_named_file_is_quarantined_and_removed() {
     let stray = segment_name(6);
     for bytes in [
         &b"hello"[..],    // short, not the magic
@@ -255,22 +341,27 @@ fn a_bad_or_short_segment_header_is_quarantined_even_with_nothing_after_it() {
         let mut storage = filled(5, config(100, 1 << 20)).into_storage();
         storage.write_atomic(&stray, bytes).unwrap();
         let (log, rec) = Log::open(storage, config(100, 1 << 20)).unwrap();
-        let cut = rec.cut.unwrap();
+        let d = &rec.damage[0];
         assert_eq!(
-            (cut.reason, cut.from_seq, cut.bytes),
-            (DefectReason::BadSegmentHeader, 6, bytes.len() as u64),
+            (d.kind, d.segment.as_str(), d.len, d.seqs()),
+            (DamageKind::Foreign, stray.as_str(), bytes.len() as u64, 0),
             "{bytes:?}"
         );
-        let q = cut.quarantined.expect("the foreign bytes are kept");
-        assert_eq!(q, quarantine_name(6, 0));
-        assert_eq!(pieces(log.storage(), &q), vec![(stray.clone(), 0, bytes.to_vec())]);
+        if bytes.is_empty() {
+            assert_eq!(rec.quarantined, None);
+        } else {
+            let q = rec.quarantined.clone().expect("the foreign bytes are kept");
+            assert_eq!(q, quarantine_name(6, 0));
+            assert_eq!(pieces(log.storage(), &q), vec![(stray.clone(), 0, bytes.to_vec())]);
+        }
         assert!(!log.storage().list().unwrap().contains(&stray));
         assert_eq!((rec.records, log.last_seq()), (5, 5));
     }
 }
 
-/// A frame cut short in a segment that is not the last one is not a torn tail either: the
-/// later segment was started only after this one was synced.
+/// A frame cut short in a segment that is not the last one is not a torn tail: the later
+/// segment was started only after this one was synced. And a later segment whose header is
+/// garbage still gives its frames back.
 #[test]
 fn a_short_frame_before_a_later_segment_file_is_quarantined() {
     let log = filled(20, config(100, 100));
@@ -285,18 +376,24 @@ fn a_short_frame_before_a_later_segment_file_is_quarantined() {
     }
     let s1 = storage.read(&segs[1].name).unwrap();
     let (log, rec) = Log::open(storage, config(3, 100)).unwrap();
-    let cut = rec.cut.unwrap();
-    assert_eq!((cut.reason, cut.from_seq), (DefectReason::BadLength, segs[0].last_seq));
-    let q = cut.quarantined.expect("the cut bytes are kept");
+    let short = &rec.damage[0];
+    assert_eq!(
+        (short.reason, short.from_seq, short.to_seq),
+        (DefectReason::BadLength, segs[0].last_seq, segs[1].base_seq)
+    );
+    let q = rec.quarantined.clone().expect("the cut bytes are kept");
     let last_frame = frame_start(&s0, segs[0].last_seq - segs[0].base_seq);
     assert_eq!(
         pieces(log.storage(), &q),
         vec![
             (segs[0].name.clone(), last_frame, s0[last_frame as usize..s0.len() - 5].to_vec()),
-            (segs[1].name.clone(), 0, s1),
+            (segs[1].name.clone(), 0, s1[..32].to_vec()),
         ]
     );
-    assert_eq!(log.last_seq(), segs[0].last_seq - 1);
+    assert_eq!(log.last_seq(), segs[1].last_seq);
+    let seqs: Vec<u64> = records(&log, 1).iter().map(|r| r.0).collect();
+    let want: Vec<u64> = (1..=segs[1].last_seq).filter(|&s| s != segs[0].last_seq).collect();
+    assert_eq!(seqs, want);
 }
 
 /// Offset of frame `index` (from 0) in segment bytes.

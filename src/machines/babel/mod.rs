@@ -382,6 +382,11 @@ impl BabelMachine {
         &self.trust
     }
 
+    /// Replaces the durable trust ledger (see [`crate::machines::Resync`]).
+    pub fn resync_trust(&mut self, trust: TrustLedger) {
+        self.trust = trust;
+    }
+
     /// The selected route to each reachable destination (our own prefixes excluded).
     pub fn selected(&self) -> impl Iterator<Item = (Prefix, SelectedRoute)> + '_ {
         self.destinations.iter().filter_map(move |(p, d)| {
@@ -1479,6 +1484,13 @@ fn metric_changed(old: u16, new: u16) -> bool {
 /// Milliseconds as the centiseconds of Babel intervals (saturating at 655.35 s).
 fn cs(ms: u64) -> u16 {
     (ms / 10).min(u64::from(u16::MAX)) as u16
+}
+
+impl crate::machines::Resync for BabelMachine {
+    /// Routes are soft state: only the trust evidence is durable, and selection reads it.
+    fn resync(&mut self, _at: Stamp, durable: &crate::machines::NodeState) {
+        self.resync_trust(durable.routing.clone());
+    }
 }
 
 impl Machine for BabelMachine {

@@ -213,6 +213,21 @@ impl BillingMachine {
     }
 }
 
+impl crate::machines::Resync for BillingMachine {
+    /// As after a restart of this machine: durable ledgers from the log, the chain asked again
+    /// at once (a payment whose record was refused was never signed or sent; what the chain
+    /// shows is reconciled by nonce), readings and prices kept.
+    fn resync(&mut self, at: Stamp, durable: &crate::machines::NodeState) {
+        self.usage.resync_ledger(durable.usage.clone());
+        self.ledger = durable.billing.clone();
+        self.chain = ChainView::new(self.config.confirmations.max(1));
+        self.timers.set(BillingTimer::Chain, at);
+        if self.ledger.identity != Some(self.config.our_address) {
+            self.emit(BillingEvent::IdentitySet { address: self.config.our_address });
+        }
+    }
+}
+
 impl Machine for BillingMachine {
     type Input = BillingInput;
     type Event = Event;

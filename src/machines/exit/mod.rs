@@ -179,6 +179,12 @@ impl ExitMachine {
     }
 }
 
+impl crate::machines::Resync for ExitMachine {
+    fn resync(&mut self, _at: Stamp, durable: &crate::machines::NodeState) {
+        self.ledger = durable.exit.clone();
+    }
+}
+
 impl Machine for ExitMachine {
     type Input = ExitInput;
     type Event = ExitEvent;

@@ -140,6 +140,12 @@ impl ExitUserMachine {
     }
 }
 
+impl crate::machines::Resync for ExitUserMachine {
+    fn resync(&mut self, _at: Stamp, durable: &crate::machines::NodeState) {
+        self.ledger = durable.exit.clone();
+    }
+}
+
 impl Machine for ExitUserMachine {
     type Input = ExitUserInput;
     type Event = ExitEvent;
