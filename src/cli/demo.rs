@@ -27,8 +27,8 @@ pub struct DemoArgs {
     /// Data directory (event log, snapshots, boot counter).
     #[arg(long)]
     dir: PathBuf,
-    /// Number of neighbour tunnels to simulate.
-    #[arg(long, default_value_t = 10)]
+    /// Number of neighbour tunnels to simulate (1 to 4096).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=MAX_LINKS))]
     links: u32,
     /// Seed for the simulated traffic and prices.
     #[arg(long, default_value_t = 1)]
@@ -36,16 +36,22 @@ pub struct DemoArgs {
     /// Stop after this many seconds (0: run until killed or interrupted).
     #[arg(long, default_value_t = 0)]
     seconds: u64,
-    /// Counter polling interval.
-    #[arg(long, default_value_t = 100)]
+    /// Counter polling interval (1 ms to 1 h).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=HOUR_MS))]
     poll_ms: u64,
-    /// Usage window: one record per busy link per window.
-    #[arg(long, default_value_t = 500)]
+    /// Usage window: one record per busy link per window (1 ms to 1 h).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=HOUR_MS))]
     window_ms: u64,
-    /// Longest a record waits for its fsync.
-    #[arg(long, default_value_t = 1000)]
+    /// Longest a record waits for its fsync (0 to 1 h).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=HOUR_MS))]
     max_delay_ms: u64,
 }
+
+/// The most tunnels the demo simulates: a router has a handful of neighbours; thousands
+/// already exercise the log. (4294967295 once tried to allocate 34 GB.)
+const MAX_LINKS: i64 = 4096;
+/// The longest interval a flag takes.
+const HOUR_MS: u64 = 3_600_000;
 
 /// The demo's flash settings: small segments and budget so compaction is visible.
 pub fn demo_store_config() -> flash::FlashConfig {

@@ -92,7 +92,7 @@ pub fn tool_path(tool: &str) -> Option<PathBuf> {
     found
 }
 
-fn tool(name: &str) -> PathBuf {
+pub fn tool(name: &str) -> PathBuf {
     tool_path(name).unwrap_or_else(|| panic!("{name} is not installed; call require_root_and_tools first"))
 }
 
