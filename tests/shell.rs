@@ -63,7 +63,8 @@ fn reports_leave_only_after_their_records_are_on_flash_and_recovery_matches_them
         let driver = ctx.address();
         let links: Vec<Link> = (1..=3).map(|n| Link::new(n, 10 + n)).collect();
         let reader =
-            CounterReader::new(SimulatedCounters::new(9, &links, 10_000), driver.clone().recipient()).start();
+            CounterReader::new(SimulatedCounters::new(9, &links, 10_000), driver.clone().recipient(), clock)
+                .start();
         let deliver: Deliver<UsageEffect> = Arc::new(move |effect| match effect {
             UsageEffect::ReadCounters => reader.do_send(ReadCounters),
             UsageEffect::Report(r) => {

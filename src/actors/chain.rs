@@ -16,11 +16,14 @@
 //! at once with `RpcFailed` (the machine asks again at its next chain poll), because a command
 //! silently dropped would leave the machine waiting for an answer that never comes.
 
+use super::clock::Clock;
 use super::driver::{Deliver, Input};
 use crate::events::billing::{BillingEffect, BillingInput};
 use crate::events::chain::{ChainCommand, ChainObservation};
 use crate::os::chain::alloy::request_kind;
 use crate::os::chain::ChainAdapter;
+use crate::os::throttle::Throttle;
+use crate::throttled_error;
 use actix::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -37,11 +40,19 @@ pub struct ChainExecutor<C: ChainAdapter> {
     chain: Arc<C>,
     reply: Recipient<Input<BillingInput>>,
     in_flight: Arc<AtomicUsize>,
+    clock: Clock,
+    throttle: Throttle,
 }
 
 impl<C: ChainAdapter + Send + Sync + 'static> ChainExecutor<C> {
-    pub fn new(chain: C, reply: Recipient<Input<BillingInput>>) -> Self {
-        Self { chain: Arc::new(chain), reply, in_flight: Arc::new(AtomicUsize::new(0)) }
+    pub fn new(chain: C, reply: Recipient<Input<BillingInput>>, clock: Clock) -> Self {
+        Self {
+            chain: Arc::new(chain),
+            reply,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            clock,
+            throttle: Throttle::default(),
+        }
     }
 
     /// Calls outstanding now.
@@ -73,7 +84,8 @@ impl<C: ChainAdapter + Send + Sync + 'static> Handler<Execute> for ChainExecutor
         let command = msg.0;
         if self.in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT {
             let reason = format!("{MAX_IN_FLIGHT} chain calls already outstanding");
-            tracing::warn!(?command, "chain executor busy");
+            let now = self.clock.now();
+            throttled_error!(self.throttle, "chain busy", now, ?command, "chain executor busy");
             let request = request_kind(&command);
             self.reply.do_send(Input(BillingInput::Chain(ChainObservation::RpcFailed { request, reason })));
             return;
@@ -155,7 +167,9 @@ mod tests {
         let (open, gate) = tokio::sync::watch::channel(false);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = Sink(Arc::clone(&seen)).start();
-        let executor = ChainExecutor::new(Twin { chain: Mutex::new(twin), gate }, sink.recipient()).start();
+        let executor =
+            ChainExecutor::new(Twin { chain: Mutex::new(twin), gate }, sink.recipient(), Clock::start(1))
+                .start();
         let deliver = deliver_billing(executor.clone(), |_| {});
 
         let id = PaymentId(0);

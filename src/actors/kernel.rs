@@ -5,9 +5,12 @@
 //!   Driver<UsageMachine> ──ReadCounters──► CounterReader ──Input(Counters)──► Driver<UsageMachine>
 //! ```
 
+use super::clock::Clock;
 use super::driver::Input;
 use crate::events::usage::UsageInput;
 use crate::os::counters::CounterSource;
+use crate::os::throttle::Throttle;
+use crate::throttled_error;
 use actix::prelude::*;
 
 #[derive(Message, Clone, Copy, Debug)]
@@ -17,11 +20,13 @@ pub struct ReadCounters;
 pub struct CounterReader<S: CounterSource> {
     source: S,
     reply: Recipient<Input<UsageInput>>,
+    clock: Clock,
+    throttle: Throttle,
 }
 
 impl<S: CounterSource + Unpin + 'static> CounterReader<S> {
-    pub fn new(source: S, reply: Recipient<Input<UsageInput>>) -> Self {
-        Self { source, reply }
+    pub fn new(source: S, reply: Recipient<Input<UsageInput>>, clock: Clock) -> Self {
+        Self { source, reply, clock, throttle: Throttle::default() }
     }
 }
 
@@ -34,10 +39,18 @@ impl<S: CounterSource + Unpin + 'static> Handler<ReadCounters> for CounterReader
 
     fn handle(&mut self, _msg: ReadCounters, _ctx: &mut Context<Self>) {
         match self.source.read() {
-            Ok(samples) => self.reply.do_send(Input(UsageInput::Counters(samples))),
+            Ok(samples) => {
+                if let Some(suppressed) = self.throttle.cleared("counters") {
+                    tracing::warn!(failures_not_reported = suppressed, "counters are readable again");
+                }
+                self.reply.do_send(Input(UsageInput::Counters(samples)))
+            }
             // The machine polls again at its next deadline; counters are cumulative, so a
             // missed reading loses nothing.
-            Err(e) => tracing::warn!(%e, "reading counters failed"),
+            Err(e) => {
+                let now = self.clock.now();
+                throttled_error!(self.throttle, "counters", now, %e, "reading counters failed");
+            }
         }
     }
 }

@@ -103,7 +103,7 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             &links,
             50_000,
         );
-        let reader = CounterReader::new(counters, driver_addr.clone().recipient()).start();
+        let reader = CounterReader::new(counters, driver_addr.clone().recipient(), clock).start();
         let deliver: Deliver<UsageEffect> = Arc::new(move |effect| match effect {
             UsageEffect::ReadCounters => reader.do_send(ReadCounters),
             UsageEffect::Report(r) => say(format_args!("report {}", Event::Usage(UsageEvent::Accrued(r)))),
