@@ -102,6 +102,27 @@ fn after_a_restart_bytes_read_before_the_crash_are_not_lost_and_a_reboot_is_a_re
     assert_eq!(rebooted.pending(L1), (40, 30));
 }
 
+/// The log refused a record (flash and backlog full): its report was dropped, and the machine
+/// resyncs to the durable ledger. The bytes are pending again and go into the next record: a
+/// refused record is late, never lost, and never counted twice.
+#[test]
+fn after_a_refused_record_the_resynced_machine_records_its_bytes_again() {
+    use crate::machines::{NodeState, Resync};
+    let mut m = UsageMachine::new(UsageConfig::default(), UsageLedger::default(), t(0));
+    m.handle(t(5), UsageInput::PriceSelected { link: L1, price_per_byte: Some(3) });
+    m.handle(t(10), UsageInput::Counters(vec![sample(L1, 1000, 400)]));
+    m.handle_timeout(t(60_000), UsageTimer::Window);
+    assert_eq!(drain(&mut m).0, vec![record(L1, 1000, 400, Some(3))]);
+    // Refused: the durable state never saw that record.
+    let durable = NodeState::default();
+    m.resync(t(60_001), &durable);
+    assert_eq!(m.state(), &durable.usage);
+    assert_eq!(m.pending(L1), (1000, 400), "the bytes are pending again");
+    m.handle(t(70_000), UsageInput::Counters(vec![sample(L1, 1200, 450)]));
+    m.handle_timeout(t(120_000), UsageTimer::Window);
+    assert_eq!(drain(&mut m).0, vec![record(L1, 1200, 450, Some(3))], "one record for all of it, at the price kept");
+}
+
 #[test]
 fn a_price_change_closes_pending_bytes_at_the_old_price() {
     let mut m = UsageMachine::new(UsageConfig::default(), UsageLedger::default(), t(0));
