@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Fuzzes the Babel decoder (fuzz/fuzz_targets/babel_decode.rs) for FUZZ_SECONDS seconds
-# (default 60). Exits nonzero if libFuzzer finds a crash; the input that crashed is left in
-# fuzz/artifacts/babel_decode/. Installs the nightly toolchain and cargo-fuzz if missing.
-# Seeds (packets captured from babeld and BIRD, the route-vector example) are in
-# fuzz/seeds/babel_decode/; what libFuzzer finds goes to fuzz/corpus/babel_decode/, which git
-# ignores and later runs start from.
+# Fuzzes every decoder of untrusted bytes for FUZZ_SECONDS seconds each (default 60):
+# - babel_decode: Babel packets from the link (fuzz/fuzz_targets/babel_decode.rs);
+# - event_decode: event records read from flash (fuzz/fuzz_targets/event_decode.rs);
+# - flash_scan: a whole directory of segment files, scanned and recovered
+#   (fuzz/fuzz_targets/flash_scan.rs).
+# Exits nonzero if libFuzzer finds a crash; the input that crashed is left in
+# fuzz/artifacts/TARGET/. Installs the nightly toolchain and cargo-fuzz if missing. Seeds are in
+# fuzz/seeds/TARGET/ (packets captured from babeld and BIRD, golden frames and segments); what
+# libFuzzer finds goes to fuzz/corpus/TARGET/, which git ignores and later runs start from.
+# `scripts/fuzz.sh TARGET...` runs only those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -f "$HOME/.cargo/env" ]; then
@@ -17,6 +21,13 @@ fi
 if ! cargo +nightly fuzz --version > /dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
-mkdir -p fuzz/corpus/babel_decode
-exec cargo +nightly fuzz run babel_decode fuzz/corpus/babel_decode fuzz/seeds/babel_decode -- \
-    -max_total_time="${FUZZ_SECONDS:-60}"
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    targets=(babel_decode event_decode flash_scan)
+fi
+for target in "${targets[@]}"; do
+    mkdir -p "fuzz/corpus/$target" "fuzz/seeds/$target"
+    echo "fuzz: $target for ${FUZZ_SECONDS:-60} s"
+    cargo +nightly fuzz run "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
+        -max_total_time="${FUZZ_SECONDS:-60}"
+done

@@ -235,3 +235,41 @@ fn reader_reports_a_file_changed_after_the_scan() {
     let mut r = scan.reader(&s, 1);
     assert!(matches!(r.next(), Err(ReadError::Frame { seq: 1, .. })));
 }
+
+/// Real logs, clean and damaged, as the scanner fuzzer's seeds (`fuzz/seeds/flash_scan/`: per
+/// file, the step of its base seq from the previous one, its length as u16 LE, its bytes).
+/// Regenerate with `LASTMILE_WRITE_FUZZ_SEEDS=1 cargo test -p flash-layout fuzz_seeds`;
+/// without it, the test checks the seeds on disk are these.
+#[test]
+fn fuzz_seeds() {
+    let encode = |s: &MemStorage| {
+        let mut out = Vec::new();
+        let mut prev = 1u64;
+        for name in s.list().unwrap().iter().filter(|n| n.starts_with("seg-")) {
+            let base = crate::segment::parse_segment_name(name).unwrap();
+            let data = s.read(name).unwrap();
+            out.push((base - prev) as u8);
+            out.extend_from_slice(&(data.len() as u16).to_le_bytes());
+            out.extend_from_slice(&data);
+            prev = base;
+        }
+        out
+    };
+    let clean = log_storage();
+    let mut flipped = log_storage();
+    flipped.bytes_mut(&segment_name(5)).unwrap()[40] ^= 0x08;
+    let mut torn = log_storage();
+    let len = torn.size(&segment_name(9)).unwrap();
+    torn.truncate(&segment_name(9), len - 5).unwrap();
+    let mut zeroed = log_storage();
+    zeroed.bytes_mut(&segment_name(1)).unwrap()[..32].fill(0);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/flash_scan");
+    for (name, s) in [("clean", clean), ("flipped", flipped), ("torn", torn), ("zeroed-header", zeroed)] {
+        let path = dir.join(format!("seed-{name}"));
+        let seed = encode(&s);
+        if std::env::var_os("LASTMILE_WRITE_FUZZ_SEEDS").is_some() {
+            std::fs::write(&path, &seed).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).ok(), Some(seed), "{}: stale seed", path.display());
+    }
+}

@@ -120,7 +120,11 @@ fn after_a_refused_record_the_resynced_machine_records_its_bytes_again() {
     assert_eq!(m.pending(L1), (1000, 400), "the bytes are pending again");
     m.handle(t(70_000), UsageInput::Counters(vec![sample(L1, 1200, 450)]));
     m.handle_timeout(t(120_000), UsageTimer::Window);
-    assert_eq!(drain(&mut m).0, vec![record(L1, 1200, 450, Some(3))], "one record for all of it, at the price kept");
+    assert_eq!(
+        drain(&mut m).0,
+        vec![record(L1, 1200, 450, Some(3))],
+        "one record for all of it, at the price kept"
+    );
 }
 
 #[test]

@@ -1,0 +1,22 @@
+//! The event fuzzer's seeds (`fuzz/seeds/event_decode/`, a version byte then a payload: the
+//! codec's goldens) stay valid and cover every event kind, so a new kind gets a seed. (The
+//! seeds live outside `src/events`, which reads no files.)
+
+use lastmile::events::codec::{decode, encode_to_vec, EVENT_VERSION};
+use std::collections::BTreeSet;
+
+#[test]
+fn every_kind_has_a_valid_event_seed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/event_decode");
+    let mut covered = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).expect("the seeds directory") {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let (&version, payload) = bytes.split_first().expect("a version byte");
+        assert_eq!(version, EVENT_VERSION, "{}", path.display());
+        let event = decode(version, payload).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(encode_to_vec(&event), payload, "{}: the seed is exactly an encoding", path.display());
+        covered.insert(event.kind_name());
+    }
+    assert_eq!(covered.len(), 29, "every kind has a seed: {covered:?}");
+}
