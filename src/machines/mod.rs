@@ -4,6 +4,7 @@
 
 pub mod babel;
 pub mod billing;
+pub mod counter;
 pub mod exit;
 pub mod incidents;
 pub mod usage;

@@ -22,6 +22,7 @@ use crate::events::usage::{
     CounterReset, CounterSample, Link, UsageEffect, UsageEvent, UsageInput, UsageRecord, UsageTimer,
 };
 use crate::events::{Effect, Fold, Machine, Stamp, TimerTable};
+use crate::machines::counter::{CounterPair, Reset};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -75,12 +76,8 @@ impl Fold for UsageLedger {
             }
             UsageEvent::CounterReset(r) => {
                 let link = self.links.entry(r.link).or_default();
-                if r.tx_reset {
-                    link.tx_counted = 0;
-                }
-                if r.rx_reset {
-                    link.rx_counted = 0;
-                }
+                let reset = Reset { first: r.tx_reset, second: r.rx_reset };
+                (link.tx_counted, link.rx_counted) = reset.apply((link.tx_counted, link.rx_counted));
                 link.resets = link.resets.saturating_add(1);
             }
         }
@@ -93,7 +90,7 @@ pub struct UsageMachine {
     config: UsageConfig,
     ledger: UsageLedger,
     /// Latest counter readings (soft: the kernel keeps the truth).
-    observed: BTreeMap<Link, (u64, u64)>,
+    observed: BTreeMap<Link, CounterPair>,
     /// Price per byte in force per link (soft: routing re-announces it).
     prices: BTreeMap<Link, Option<u64>>,
     timers: TimerTable<UsageTimer>,
@@ -131,11 +128,8 @@ impl UsageMachine {
 
     /// Bytes read from the counters but not yet in a record, per link.
     pub fn pending(&self, link: Link) -> (u64, u64) {
-        let Some(&(tx, rx)) = self.observed.get(&link) else {
-            return (0, 0);
-        };
         let counted = self.ledger.links.get(&link).copied().unwrap_or_default();
-        (tx.saturating_sub(counted.tx_counted), rx.saturating_sub(counted.rx_counted))
+        self.observed.get(&link).map_or((0, 0), |c| c.pending((counted.tx_counted, counted.rx_counted)))
     }
 
     fn emit(&mut self, event: UsageEvent) {
@@ -146,28 +140,24 @@ impl UsageMachine {
     fn observe(&mut self, sample: CounterSample) {
         let link = sample.link;
         let counted = self.ledger.links.get(&link).copied().unwrap_or_default();
-        // The baseline a new reading must not fall below: the previous reading, or after a
-        // restart (no reading yet) the durable accounted value.
-        let (base_tx, base_rx) =
-            self.observed.get(&link).copied().unwrap_or((counted.tx_counted, counted.rx_counted));
-        let tx_reset = sample.tx_bytes < base_tx;
-        let rx_reset = sample.rx_bytes < base_rx;
-        if tx_reset || rx_reset {
+        let reading = (sample.tx_bytes, sample.rx_bytes);
+        let counter = self.observed.get(&link).copied().unwrap_or_default();
+        if let Some(reset) = counter.reset_by(reading, (counted.tx_counted, counted.rx_counted)) {
             // Record what was read before the reset at the price it was carried at, then the
             // reset itself.
             self.accrue(link);
             let counted = self.ledger.links.get(&link).copied().unwrap_or_default();
             self.emit(UsageEvent::CounterReset(CounterReset {
                 link,
-                tx_reset,
-                rx_reset,
+                tx_reset: reset.first,
+                rx_reset: reset.second,
                 tx_counted: counted.tx_counted,
                 rx_counted: counted.rx_counted,
                 tx_observed: sample.tx_bytes,
                 rx_observed: sample.rx_bytes,
             }));
         }
-        self.observed.insert(link, (sample.tx_bytes, sample.rx_bytes));
+        self.observed.entry(link).or_default().record(reading);
     }
 
     /// Writes the link's pending bytes as a record, if there are any.

@@ -3,6 +3,7 @@
 use crate::events::chain::{Address, Amount};
 use crate::events::exit::{accrual_amount, DisputeReason, ExitEvent, Signature, Statement};
 use crate::events::Fold;
+use crate::machines::counter::Reset;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -109,12 +110,8 @@ impl Fold for ExitLedger {
             }
             ExitEvent::CounterReset { user, download_reset, upload_reset, .. } => {
                 let s = self.served.entry(*user).or_default();
-                if *download_reset {
-                    s.download_counted = 0;
-                }
-                if *upload_reset {
-                    s.upload_counted = 0;
-                }
+                let reset = Reset { first: *download_reset, second: *upload_reset };
+                (s.download_counted, s.upload_counted) = reset.apply((s.download_counted, s.upload_counted));
                 s.resets = s.resets.saturating_add(1);
             }
             ExitEvent::StatementIssued(statement) => {

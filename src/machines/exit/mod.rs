@@ -27,6 +27,7 @@ use crate::events::exit::{
     accrual_amount, ExitEffect, ExitEvent, ExitInput, ExitTimer, SignedStatement, Statement, UserCounters,
 };
 use crate::events::{Effect, Fold, Machine, Stamp, TimerTable};
+use crate::machines::counter::CounterPair;
 use std::collections::{BTreeMap, VecDeque};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +47,7 @@ pub struct ExitMachine {
     config: ExitConfig,
     ledger: ExitLedger,
     /// Latest counter readings per user (soft: the kernel keeps the truth).
-    observed: BTreeMap<Address, (u64, u64)>,
+    observed: BTreeMap<Address, CounterPair>,
     timers: TimerTable<ExitTimer>,
     events: VecDeque<ExitEvent>,
     effects: VecDeque<Effect<ExitEffect>>,
@@ -85,35 +86,28 @@ impl ExitMachine {
 
     /// Bytes read from the counters but not yet accrued.
     pub fn pending(&self, user: Address) -> (u64, u64) {
-        let Some(&(down, up)) = self.observed.get(&user) else {
-            return (0, 0);
-        };
         let s = self.served(user);
-        (down.saturating_sub(s.download_counted), up.saturating_sub(s.upload_counted))
+        self.observed.get(&user).map_or((0, 0), |c| c.pending((s.download_counted, s.upload_counted)))
     }
 
     fn observe(&mut self, c: UserCounters) {
         let s = self.served(c.user);
-        // As in the usage machine: the previous reading, or after a restart the durable
-        // counted value, is the floor a new reading must not fall below.
-        let (base_down, base_up) =
-            self.observed.get(&c.user).copied().unwrap_or((s.download_counted, s.upload_counted));
-        let download_reset = c.download_bytes < base_down;
-        let upload_reset = c.upload_bytes < base_up;
-        if download_reset || upload_reset {
+        let reading = (c.download_bytes, c.upload_bytes);
+        let counter = self.observed.get(&c.user).copied().unwrap_or_default();
+        if let Some(reset) = counter.reset_by(reading, (s.download_counted, s.upload_counted)) {
             self.accrue(c.user);
             let s = self.served(c.user);
             self.emit(ExitEvent::CounterReset {
                 user: c.user,
-                download_reset,
-                upload_reset,
+                download_reset: reset.first,
+                upload_reset: reset.second,
                 download_counted: s.download_counted,
                 upload_counted: s.upload_counted,
                 download_observed: c.download_bytes,
                 upload_observed: c.upload_bytes,
             });
         }
-        self.observed.insert(c.user, (c.download_bytes, c.upload_bytes));
+        self.observed.entry(c.user).or_default().record(reading);
     }
 
     /// Records the user's pending bytes at the prices in force, if there are any and the
