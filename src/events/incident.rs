@@ -34,3 +34,12 @@ pub enum IncidentEvent {
         kind: IncidentKind,
     },
 }
+
+/// What the node saw of a condition it watches (the journal: the flash budget, log writes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IncidentInput {
+    /// The condition holds; `detail` as in [`IncidentEvent::Opened`].
+    Holds { kind: IncidentKind, detail: u64 },
+    /// The condition is over.
+    Cleared { kind: IncidentKind },
+}

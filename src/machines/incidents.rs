@@ -1,9 +1,16 @@
-//! The fold of incident events: which incidents are open, and how many were ever opened.
+//! Incidents: the fold of incident events (which are open, how many were ever opened), and the
+//! machine that decides when one opens and closes from what the node observes.
+//!
+//! The journal observes the flash (the budget exhausted even after compaction, a write or
+//! fsync failing, and each condition ending) and hands the observations to an
+//! [`IncidentMachine`]; the machine decides what goes on the log, once per incident, and the
+//! journal records it. The recovery machine will take these observations over (and repair).
 
-use crate::events::incident::{IncidentEvent, IncidentKind};
-use crate::events::Fold;
+use crate::events::incident::{IncidentEvent, IncidentInput, IncidentKind};
+use crate::events::{Effect, Fold, Machine, Stamp};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncidentLedger {
@@ -26,5 +33,104 @@ impl Fold for IncidentLedger {
                 self.open.remove(kind);
             }
         }
+    }
+}
+
+/// Opens an incident the first time its condition is seen to hold, closes it when it is seen
+/// to be over; repeats change nothing. No effects and no timers.
+#[derive(Clone, Debug, Default)]
+pub struct IncidentMachine {
+    ledger: IncidentLedger,
+    events: VecDeque<IncidentEvent>,
+}
+
+impl IncidentMachine {
+    /// A machine resuming from `ledger` (recovered from the log).
+    pub fn new(ledger: IncidentLedger) -> Self {
+        Self { ledger, events: VecDeque::new() }
+    }
+
+    /// The durable state: the fold of every incident event.
+    pub fn state(&self) -> &IncidentLedger {
+        &self.ledger
+    }
+
+    /// Whether the incident of `kind` is open.
+    pub fn is_open(&self, kind: IncidentKind) -> bool {
+        self.ledger.open.contains_key(&kind)
+    }
+
+    /// Replaces the durable state (an incident event that did not reach the log).
+    pub fn resync(&mut self, ledger: IncidentLedger) {
+        self.ledger = ledger;
+    }
+
+    fn emit(&mut self, event: IncidentEvent) {
+        self.ledger.apply(&event);
+        self.events.push_back(event);
+    }
+}
+
+impl Machine for IncidentMachine {
+    type Input = IncidentInput;
+    type Event = IncidentEvent;
+    type Effect = Infallible;
+    type Timer = Infallible;
+
+    fn handle(&mut self, _at: Stamp, input: IncidentInput) {
+        match input {
+            IncidentInput::Holds { kind, detail } if !self.is_open(kind) => {
+                self.emit(IncidentEvent::Opened { kind, detail })
+            }
+            IncidentInput::Cleared { kind } if self.is_open(kind) => {
+                self.emit(IncidentEvent::Closed { kind })
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_timeout(&mut self, _at: Stamp, timer: Infallible) {
+        match timer {}
+    }
+
+    fn apply(&mut self, event: &IncidentEvent) {
+        self.ledger.apply(event);
+    }
+
+    fn poll_event(&mut self) -> Option<IncidentEvent> {
+        self.events.pop_front()
+    }
+
+    fn poll_effect(&mut self) -> Option<Effect<Infallible>> {
+        None
+    }
+
+    fn poll_timeout(&self) -> Option<(Stamp, Infallible)> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_incident_opens_once_and_closes_once() {
+        let mut m = IncidentMachine::default();
+        let at = Stamp::new(1, 0);
+        let full = IncidentInput::Holds { kind: IncidentKind::FlashFull, detail: 900 };
+        m.handle(at, full);
+        m.handle(at, IncidentInput::Holds { kind: IncidentKind::FlashFull, detail: 950 });
+        m.handle(at, IncidentInput::Cleared { kind: IncidentKind::LogWriteFailed });
+        assert_eq!(
+            m.poll_event(),
+            Some(IncidentEvent::Opened { kind: IncidentKind::FlashFull, detail: 900 })
+        );
+        assert_eq!(m.poll_event(), None, "a repeat, and the end of what was never open, change nothing");
+        m.handle(at, IncidentInput::Cleared { kind: IncidentKind::FlashFull });
+        m.handle(at, IncidentInput::Cleared { kind: IncidentKind::FlashFull });
+        assert_eq!(m.poll_event(), Some(IncidentEvent::Closed { kind: IncidentKind::FlashFull }));
+        assert_eq!(m.poll_event(), None);
+        assert_eq!((m.state().opened_total, m.state().open.len()), (1, 0));
     }
 }

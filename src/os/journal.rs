@@ -30,17 +30,20 @@
 //! # Flash full, flash failing
 //!
 //! Full (the budget): flush, snapshot, compact, retry, at most every few seconds. If the record
-//! still does not fit, a `FlashFull` incident is recorded (urgent records may use the reserve)
-//! and records wait, in order, in a bounded backlog retried after every flush and from the
-//! timer. Failing (a flush returns an error: ENOSPC, EIO): the batch stays with the store, a
-//! `LogWriteFailed` incident is recorded into it, and flushes are retried with back-off from
-//! the timer (not on every append). Every failure is counted; repeats are reported at most
-//! every 30 s.
+//! still does not fit, records wait, in order, in a bounded backlog retried after every flush
+//! and from the timer. Failing (a flush returns an error: ENOSPC, EIO): the batch stays with the
+//! store and flushes are retried with back-off from the timer (not on every append). Both
+//! conditions, and their ends, are observations handed to an `IncidentMachine`, which decides
+//! when a `FlashFull` or `LogWriteFailed` incident opens and closes; the journal records what
+//! it decides ahead of the backlog (urgent: it may use the reserve). Every failure is counted;
+//! repeats are reported at most every 30 s.
 
 use super::gate::Gate;
 use super::throttle::Throttle;
-use crate::events::incident::{IncidentEvent, IncidentKind};
+use crate::events::incident::{IncidentInput, IncidentKind};
+use crate::events::Machine;
 use crate::events::{codec, Event, Fold, Seq, Stamp, EVENT_VERSION};
+use crate::machines::incidents::IncidentMachine;
 use crate::machines::NodeState;
 use crate::throttled_error;
 use flash_layout::{DirStorage, LogError, Storage, Store, StoreError};
@@ -152,6 +155,8 @@ pub struct Journal<T, S: Storage = DirStorage> {
     store: Store<S>,
     /// The fold of every record the store took, in seq order (what snapshots hold).
     shadow: NodeState,
+    /// Decides when the flash conditions the journal observes open and close incidents.
+    incidents: IncidentMachine,
     gate: Gate<T>,
     config: JournalConfig,
     backlog: VecDeque<Queued<T>>,
@@ -175,6 +180,7 @@ impl<T, S: Storage> Journal<T, S> {
         let durable = Seq(store.log().durable_seq());
         Self {
             store,
+            incidents: IncidentMachine::new(state.incidents.clone()),
             shadow: state,
             gate: Gate::new(durable),
             config,
@@ -351,13 +357,28 @@ impl<T, S: Storage> Journal<T, S> {
         Ok(())
     }
 
-    /// Takes one of the journal's own records (incidents), ahead of any backlog: nothing
-    /// waits on them. If it does not fit either, it is reported, not queued.
-    fn take_own(&mut self, event: IncidentEvent) {
-        let event = Event::Incident(event);
-        if let Err(e) = self.take(&event, true) {
-            let now = self.now;
-            throttled_error!(self.throttle, "incident not recorded", now, error = %e, kind = event.kind_name(), "could not record an incident");
+    /// A flash condition observed: the incident machine decides, and what it decides is
+    /// recorded ahead of any backlog (nothing waits on incidents). With `flush`, the record may
+    /// trigger a flush; without, it only joins the batch (used while a flush fails). If it does
+    /// not fit either, it is reported, and the machine resyncs to what the log has.
+    fn observe(&mut self, input: IncidentInput, flush: bool) {
+        self.incidents.handle(self.now, input);
+        while let Some(e) = self.incidents.poll_event() {
+            let event = Event::Incident(e);
+            let taken = if flush {
+                self.take(&event, true)
+            } else {
+                self.payload.clear();
+                codec::encode(&event, &mut self.payload);
+                self.store
+                    .push(EVENT_VERSION, &self.payload, event.value(), true)
+                    .map(|_| self.shadow.apply(&event))
+            };
+            if let Err(e) = taken {
+                let now = self.now;
+                throttled_error!(self.throttle, "incident not recorded", now, error = %e, kind = event.kind_name(), "could not record an incident");
+                self.incidents.resync(self.shadow.incidents.clone());
+            }
         }
     }
 
@@ -409,9 +430,7 @@ impl<T, S: Storage> Journal<T, S> {
             max,
             "flash budget exhausted; records wait in the backlog"
         );
-        if !self.shadow.incidents.open.contains_key(&IncidentKind::FlashFull) {
-            self.take_own(IncidentEvent::Opened { kind: IncidentKind::FlashFull, detail: used });
-        }
+        self.observe(IncidentInput::Holds { kind: IncidentKind::FlashFull, detail: used }, true);
     }
 
     fn flush_now(&mut self) {
@@ -426,7 +445,7 @@ impl<T, S: Storage> Journal<T, S> {
                 if self.failing.take().is_some() {
                     let suppressed = self.throttle.cleared("log flush failed").unwrap_or(0);
                     tracing::warn!(failures_not_reported = suppressed, "the log writes again");
-                    self.take_own(IncidentEvent::Closed { kind: IncidentKind::LogWriteFailed });
+                    self.observe(IncidentInput::Cleared { kind: IncidentKind::LogWriteFailed }, true);
                     self.flush_now();
                 }
             }
@@ -448,7 +467,7 @@ impl<T, S: Storage> Journal<T, S> {
                     retry_ms = backoff_ms,
                     "log flush failed; nothing waiting on it is released, the batch is retried"
                 );
-                if first && !self.shadow.incidents.open.contains_key(&IncidentKind::LogWriteFailed) {
+                if first {
                     // Buffered with the batch: on flash once the log writes again.
                     let detail = match &e {
                         StoreError::Log(LogError::Io { source, .. }) => {
@@ -456,25 +475,8 @@ impl<T, S: Storage> Journal<T, S> {
                         }
                         _ => 0,
                     };
-                    self.take_own_unflushed(IncidentEvent::Opened {
-                        kind: IncidentKind::LogWriteFailed,
-                        detail,
-                    });
+                    self.observe(IncidentInput::Holds { kind: IncidentKind::LogWriteFailed, detail }, false);
                 }
-            }
-        }
-    }
-
-    /// Like `take_own`, without triggering a flush (used while a flush fails).
-    fn take_own_unflushed(&mut self, event: IncidentEvent) {
-        let event = Event::Incident(event);
-        self.payload.clear();
-        codec::encode(&event, &mut self.payload);
-        match self.store.push(EVENT_VERSION, &self.payload, event.value(), true) {
-            Ok(_) => self.shadow.apply(&event),
-            Err(e) => {
-                let now = self.now;
-                throttled_error!(self.throttle, "incident not recorded", now, error = %e, "could not record an incident");
             }
         }
     }
@@ -520,10 +522,9 @@ impl<T, S: Storage> Journal<T, S> {
                 }
             }
         }
-        if self.shadow.incidents.open.contains_key(&IncidentKind::FlashFull) {
-            self.take_own(IncidentEvent::Closed { kind: IncidentKind::FlashFull });
-            self.throttle.cleared("flash full");
-        }
+        // Everything waiting is taken: the flash is no longer full.
+        self.throttle.cleared("flash full");
+        self.observe(IncidentInput::Cleared { kind: IncidentKind::FlashFull }, true);
     }
 
     /// After anything that may have advanced durability: snapshot or retry the backlog when
