@@ -14,8 +14,9 @@
 //!
 //! - The socket executor is two spawned futures: a send loop draining a channel in order (the
 //!   driver's deliver closure only enqueues), and a receive loop turning datagrams into
-//!   `Received` inputs. The socket drops and counts datagrams whose source is not link-local
-//!   (RFC 8966 §4), before the machine sees them.
+//!   `Received` inputs, one handled before the next is read (a flood queues in the kernel's
+//!   bounded socket buffer, not in the driver's mailbox). The socket drops and counts
+//!   datagrams whose source is not link-local (RFC 8966 §4), before the machine sees them.
 //! - [`RouteExecutor`] keeps the latest wanted change per destination and applies what has
 //!   accumulated as one batch over rtnetlink, one batch in flight at a time (changes arriving
 //!   meanwhile form the next batch). Failures are logged and retried with the next batch, and
@@ -394,14 +395,21 @@ async fn send_loop(socket: Arc<BabelSocket>, mut queue: mpsc::UnboundedReceiver<
     }
 }
 
+/// Turns datagrams into `Received` inputs, one at a time: the next is read only once the
+/// driver has handled the previous, so that under a flood the datagrams wait in the kernel's
+/// socket buffer (bounded; the excess is dropped there) rather than in the driver's mailbox,
+/// which has no bound.
 async fn receive_loop(socket: Arc<BabelSocket>, driver: Addr<Driver<BabelMachine>>) {
     loop {
         match socket.recv().await {
-            Ok(d) => driver.do_send(Input(BabelInput::Received {
-                ifindex: d.ifindex,
-                source: d.source,
-                bytes: d.bytes,
-            })),
+            Ok(d) => {
+                let input =
+                    Input(BabelInput::Received { ifindex: d.ifindex, source: d.source, bytes: d.bytes });
+                if driver.send(input).await.is_err() {
+                    // The driver is gone: the node is stopping.
+                    return;
+                }
+            }
             Err(e) => {
                 tracing::warn!(%e, "receiving Babel packets failed");
                 actix_rt::time::sleep(Duration::from_millis(100)).await;
