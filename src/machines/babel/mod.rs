@@ -655,14 +655,10 @@ impl BabelMachine {
         match (old, new) {
             (None, None) => false,
             (Some(o), Some(n)) => {
-                let t = u64::from(self.config.vector_threshold_permille);
-                let beyond = |a: u32, b: u32, floor: u32| {
-                    let diff = u64::from(a.abs_diff(b));
-                    diff > u64::from(floor) && diff * 1000 > t * u64::from(a.max(b))
-                };
+                let t = self.config.vector_threshold_permille;
                 o.price_per_byte != n.price_per_byte
-                    || beyond(o.rtt_us, n.rtt_us, 1_000)
-                    || beyond(o.loss_micro_nepers, n.loss_micro_nepers, 1_000)
+                    || changed_beyond(t, o.rtt_us, n.rtt_us, 1_000)
+                    || changed_beyond(t, o.loss_micro_nepers, n.loss_micro_nepers, 1_000)
             }
             _ => true,
         }
@@ -825,6 +821,19 @@ impl BabelMachine {
             if origin != 0 && total < 60_000_000 && held <= total {
                 n.rtt_sample(total - held);
             }
+        }
+        // The link's RTT is part of every route's rank through it: once known, and when it
+        // moved as much as a vector change that is announced at once, selection is redone.
+        let threshold = self.config.vector_threshold_permille;
+        let Some(n) = self.neighbours.get_mut(&nid) else { return };
+        let moved = match (n.rtt_ranked_us, n.rtt_us) {
+            (None, Some(_)) => true,
+            (Some(old), Some(new)) => changed_beyond(threshold, old, new, 1_000),
+            _ => false,
+        };
+        if moved {
+            n.rtt_ranked_us = n.rtt_us;
+            self.reselect_via(nid);
         }
     }
 
@@ -1474,6 +1483,12 @@ fn metric_changed(old: u16, new: u16) -> bool {
         return true;
     }
     u32::from(old.abs_diff(new)) * 8 > u32::from(old.max(new))
+}
+
+/// `a` and `b` differ by more than `floor` and by more than `threshold_permille` of the larger.
+fn changed_beyond(threshold_permille: u32, a: u32, b: u32, floor: u32) -> bool {
+    let diff = u64::from(a.abs_diff(b));
+    diff > u64::from(floor) && diff * 1000 > u64::from(threshold_permille) * u64::from(a.max(b))
 }
 
 /// Milliseconds as the centiseconds of Babel intervals (saturating at 655.35 s).

@@ -38,6 +38,9 @@ pub struct Neighbour {
     pub last_timestamp: Option<(u32, u32)>,
     /// Smoothed link RTT in microseconds.
     pub rtt_us: Option<u32>,
+    /// The RTT its routes were last ranked with (selection is redone when `rtt_us` moves
+    /// far from it).
+    pub rtt_ranked_us: Option<u32>,
     /// Whether the link was usable at the last check (to notice the transitions).
     pub usable: bool,
     /// Expected Hellos since the link last became usable (saturating at 16): the loss window.
@@ -62,6 +65,7 @@ impl Neighbour {
             ihu_deadline_ms: u64::MAX,
             last_timestamp: None,
             rtt_us: None,
+            rtt_ranked_us: None,
             usable: false,
             loss_window: 0,
         }

@@ -661,3 +661,44 @@ fn a_restarted_source_jumps_to_the_requested_seqno() {
     assert_eq!(n.m.seqno(), 5_000);
     assert!(n.updates_on(A).iter().any(|u| u.prefix == Some(p6(1)) && u.seqno == 5_000 && u.metric == 0));
 }
+
+// RFC 9616 RTTs in the score: a link's RTT is part of the rank of every route through it,
+// so selection is redone when it is first measured and when it moves beyond the vector
+// threshold (the rule of triggered updates), not only when an Update arrives.
+#[test]
+fn a_link_rtt_measured_or_moved_redoes_selection() {
+    let mut n = Node::default();
+    n.acquire(A, ll(9));
+    n.acquire(B, ll(8));
+    n.from(A, ll(9), vec![update(p6(7), rid(7), 3, 100, vector(10, 1))]);
+    n.from(B, ll(8), vec![update(p6(7), rid(7), 3, 100, vector(10, 1))]);
+    assert_eq!(n.m.selected().next().unwrap().1.ifindex, A, "a tie: the first stays");
+    // Our Hello at 1 s carries 1,000,000 µs; A answers it 40 ms later (no hold).
+    n.run_until(1_000);
+    let answer = |transmit: u32, origin: u32, receive: u32| {
+        vec![
+            Tlv::Hello(Hello {
+                unicast: false,
+                seqno: 2,
+                interval_cs: 100,
+                timestamp_us: Some(transmit),
+                unknown: vec![],
+            }),
+            Tlv::Ihu(Ihu {
+                rxcost: 96,
+                interval_cs: 100,
+                address: Some(IpAddr::V6(ll(1))),
+                timestamps_us: Some((origin, receive)),
+                unknown: vec![],
+            }),
+        ]
+    };
+    n.now = 1_040;
+    n.from(A, ll(9), answer(5_000_000, 1_000_000, 5_000_000));
+    assert_eq!(n.m.neighbours().iter().find(|x| x.1 == ll(9)).unwrap().3, Some(40_000));
+    assert_eq!(n.m.selected().next().unwrap().1.ifindex, B, "40 ms more through A: B wins at once");
+    // B's link measured at 1 ms: a first measurement, selection redone, B stays.
+    n.now = 1_041;
+    n.from(B, ll(8), answer(7_000_000, 1_000_000, 7_000_000));
+    assert_eq!(n.m.selected().next().unwrap().1.ifindex, B);
+}
