@@ -8,7 +8,8 @@
 //!        ▼                                                    ├─ Send ──► send loop ──► BabelSocket
 //!   BabelSocket                                               ├─ Route ─► RouteExecutor ──batch──► KernelRoutes
 //!                                                             │   └─────► RouteSelected hook (CLI; billing later)
-//!                                                             └─ Probe ─► probe loop ──Input(Probed)──► Driver
+//!                                                             ├─ Probe ─► probe loop ──Input(Probed)──► Driver
+//!                                                             └─ Limits ► LimitsReport hook (CLI)
 //!   Responder (UDP 6697) echoes other nodes' probes
 //! ```
 //!
@@ -28,7 +29,8 @@
 //! - [`LinkWatcher`] polls the named interfaces (index, up and running, link-local address)
 //!   every second or so and turns changes into `InterfaceDown`/`InterfaceUp` inputs, joining
 //!   the multicast group again when a link comes back.
-//! - Every route change also goes out as a [`RouteSelected`] through a [`Deliver`] hook.
+//! - Every route change also goes out as a [`RouteSelected`] through a [`Deliver`] hook, and
+//!   every report of what the machine's limits refused as a [`LimitsReport`] through another.
 //! - End-to-end probes: a `Probe` effect for a host route goes to the probe loop, which runs
 //!   [`prober::probe`] toward the destination's address in a spawned future and gives the
 //!   result back to the machine as `Probed` (verifiable metrics). Every node answers probes
@@ -44,8 +46,8 @@ use super::clock::Clock;
 use super::driver::{Deliver, Driver, Input};
 use super::log_writer::LogWriter;
 use crate::machines::babel::{
-    BabelConfig, BabelEffect, BabelInput, BabelMachine, InterfaceConfig, ProbeReport, RouteChange, SendTo,
-    TrustLedger, Via,
+    BabelConfig, BabelEffect, BabelInput, BabelMachine, InterfaceConfig, LimitsReport, ProbeReport,
+    RouteChange, SendTo, TrustLedger, Via,
 };
 use crate::os::babel_socket::BabelSocket;
 use crate::os::interfaces;
@@ -584,13 +586,15 @@ pub struct BabelNode {
 impl BabelNode {
     /// Starts the node's actors on the current actix system. Its sockets (UDP and netlink)
     /// belong to the network namespace of the calling thread. `selected` is told of every
-    /// change of a selected route.
+    /// change of a selected route, `limits` of what the machine's limits refused (at most every
+    /// few seconds, and once more at shutdown).
     pub fn start(
         config: BabelNodeConfig,
         trust: TrustLedger,
         clock: Clock,
         log: Addr<LogWriter>,
         selected: Deliver<RouteSelected>,
+        limits: Deliver<LimitsReport>,
     ) -> Result<BabelNode, NodeError> {
         let socket = Arc::new(BabelSocket::bind(config.port).map_err(NodeError::Socket)?);
         let kernel = KernelRoutes::connect().map_err(NodeError::Routes)?;
@@ -617,6 +621,7 @@ impl BabelNode {
                 // Fails only once the probe loop is gone (no probes configured, or stopping).
                 let _ = to_prober.send(prefix);
             }
+            BabelEffect::Limits(report) => limits(report),
         });
         let machine = BabelMachine::new(config.babel, trust, clock.now());
         let driver = Driver::new(machine, clock, log, deliver).start();

@@ -11,9 +11,24 @@
 //! Prints one line per fact, flushed at once (for people and tests): `started …`, then
 //! `selected PREFIX via NEXT-HOP dev IFNAME neighbour ADDR price N|unpriced` or
 //! `selected PREFIX unreachable` for every change of a selected route (what billing will
-//! consume), and `stopped …`. With `--status FILE` the whole table of selected routes is kept
-//! in FILE (same format without the `selected ` word, one route per line, rewritten
-//! atomically at most every 50 ms; empty while nothing is reachable).
+//! consume), `limits …` when the resource limits refused something (see below), and
+//! `stopped …`. With `--status FILE` the whole table of selected routes is kept in FILE (same
+//! format without the `selected ` word, one route per line, rewritten atomically at most every
+//! 50 ms; empty while nothing is reachable).
+//!
+//! Resource limits (`--max-neighbours…`, `--admit-…`, `--max-routes…`, `--max-destinations`,
+//! `--max-candidates…`, `--max-hello-interval-ms`; what they do is in `machines::babel::limits`, the defaults in
+//! `--help`): whenever they refused something, at most every 10 s and once more before
+//! `stopped`, a line
+//!
+//! ```text
+//! limits neighbours 3 candidates 64 routes 8194 destinations 8194 refused neighbours-full 12
+//!     neighbours-rate 40 candidates-evicted 1436 stranger-tlvs 0 routes-per-neighbour 41808
+//!     routes-total 0 destinations 0 martians 2
+//! ```
+//!
+//! (on one line) gives what is held now (neighbours, candidates, route entries, destinations)
+//! and, after `refused`, every refusal counted since the start.
 //!
 //! Every argument is checked before anything starts: a bad value is an error that names the
 //! flag, never a panic; numbers are bounded (no interval of 0, nothing that would overflow a
@@ -26,7 +41,7 @@ use crate::actors::babel::{BabelNode, BabelNodeConfig, RouteSelected};
 use crate::actors::clock::Clock;
 use crate::actors::driver::Deliver;
 use crate::actors::log_writer::{LogWriter, Shutdown};
-use crate::machines::babel::{BabelConfig, InterfaceConfig, LinkKind};
+use crate::machines::babel::{BabelConfig, BabelLimits, InterfaceConfig, LimitsReport, LinkKind};
 use crate::os::flash::{self, FlashConfig};
 use crate::os::interfaces;
 use crate::os::journal::JournalConfig;
@@ -92,6 +107,45 @@ pub struct RouteArgs {
     /// How often the interfaces' state (up, link-local address) is read, 10..=60000.
     #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     link_poll_ms: u64,
+    /// Neighbours held per interface; sources past it are refused (counted), 1..=1024.
+    #[arg(long, value_name = "N", default_value_t = BabelLimits::default().neighbours_per_interface,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    max_neighbours_per_interface: u32,
+    /// Neighbours held on all interfaces together, 1..=4096.
+    #[arg(long, value_name = "N", default_value_t = BabelLimits::default().neighbours,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    max_neighbours: u32,
+    /// Sources heard once (candidates) remembered per interface, 1..=4096.
+    #[arg(long, value_name = "N", default_value_t = BabelLimits::default().candidates_per_interface,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    max_candidates_per_interface: u32,
+    /// New neighbours admitted at once on an interface (then one per --admit-interval-ms),
+    /// 1..=1024.
+    #[arg(long, value_name = "N", default_value_t = BabelLimits::default().admit_burst,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    admit_burst: u32,
+    /// One more new neighbour may be admitted on an interface every this many ms, 1..=3600000.
+    #[arg(long, value_name = "MS", default_value_t = BabelLimits::default().admit_interval_ms,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    admit_interval_ms: u64,
+    /// Routes (destinations) accepted from one neighbour; new ones past it are refused, routes
+    /// already held still update, 1..=1000000.
+    #[arg(long, value_name = "N", default_value_t = BabelLimits::default().routes_per_neighbour,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_routes_per_neighbour: u32,
+    /// Route entries from all neighbours together (~150 bytes each), 1..=1000000.
+    #[arg(long, value_name = "N", default_value_t = BabelLimits::default().routes,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_routes: u32,
+    /// Destinations (distinct prefixes, kernel routes) held, 1..=1000000.
+    #[arg(long, value_name = "N", default_value_t = BabelLimits::default().destinations,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_destinations: u32,
+    /// A neighbour's Hello interval counts as at most this (a silent neighbour is dropped after
+    /// 16 of them), 1000..=655350.
+    #[arg(long, value_name = "MS", default_value_t = BabelLimits::default().max_hello_interval_ms,
+          value_parser = clap::value_parser!(u64).range(1_000..=655_350))]
+    max_hello_interval_ms: u64,
 }
 
 /// How many times a repeatable flag may be given.
@@ -120,6 +174,20 @@ impl RouteArgs {
             }
         }
         Ok(())
+    }
+
+    fn limits(&self) -> BabelLimits {
+        BabelLimits {
+            neighbours_per_interface: self.max_neighbours_per_interface,
+            neighbours: self.max_neighbours,
+            candidates_per_interface: self.max_candidates_per_interface,
+            admit_burst: self.admit_burst,
+            admit_interval_ms: self.admit_interval_ms,
+            routes_per_neighbour: self.max_routes_per_neighbour,
+            routes: self.max_routes,
+            destinations: self.max_destinations,
+            max_hello_interval_ms: self.max_hello_interval_ms,
+        }
     }
 }
 
@@ -252,6 +320,7 @@ pub fn run(args: RouteArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut babel = BabelConfig::new(router_id);
     babel.fee_per_byte = args.fee;
+    babel.limits = args.limits();
     if let Some(ms) = args.probe_interval_ms {
         babel.trust.probe_interval_ms = ms;
     }
@@ -287,7 +356,9 @@ pub fn run(args: RouteArgs) -> Result<(), Box<dyn std::error::Error>> {
                 s.do_send(r);
             }
         });
-        let node = match BabelNode::start(node_config, opened.state.routing, clock, log.clone(), selected) {
+        let limits: Deliver<LimitsReport> = Arc::new(|r: LimitsReport| say(format_args!("{}", limits_line(&r))));
+        let node = match BabelNode::start(node_config, opened.state.routing, clock, log.clone(), selected, limits)
+        {
             Ok(node) => node,
             Err(e) => {
                 log.do_send(Shutdown);
@@ -353,6 +424,28 @@ fn describe(r: &RouteSelected) -> String {
             format!("{} via {} dev {dev} neighbour {} price {price}", r.prefix, v.next_hop, v.neighbour)
         }
     }
+}
+
+/// `limits neighbours N candidates N routes N refused neighbours-full N …` (see the module docs).
+fn limits_line(r: &LimitsReport) -> String {
+    let f = &r.refused;
+    format!(
+        "limits neighbours {} candidates {} routes {} destinations {} refused neighbours-full {} \
+         neighbours-rate {} candidates-evicted {} stranger-tlvs {} routes-per-neighbour {} routes-total {} \
+         destinations {} martians {}",
+        r.neighbours,
+        r.candidates,
+        r.route_entries,
+        r.destinations,
+        f.neighbours_full,
+        f.neighbours_rate,
+        f.candidates_evicted,
+        f.stranger_tlvs,
+        f.routes_per_neighbour,
+        f.routes_total,
+        f.destinations,
+        f.martians
+    )
 }
 
 /// Keeps the table of selected routes in a file (see the module docs).
@@ -463,7 +556,8 @@ mod tests {
         );
         assert!(parse_router_id("0000000000000000").is_err());
         assert!(parse_router_id("00112233").is_err());
-        assert!(route(&[]).is_ok());
+        let a = route(&[]).unwrap();
+        assert_eq!(a.limits(), BabelLimits::default(), "the flags' defaults are the machine's");
     }
 
     /// Regression: the router-id was cut into two-byte slices of the string, so a non-ASCII
@@ -559,6 +653,18 @@ mod tests {
             ("--probe-interval-ms", "18446744073709551615"),
             ("--link-poll-ms", "0"),
             ("--link-poll-ms", "60001"),
+            ("--max-neighbours-per-interface", "0"),
+            ("--max-neighbours", "0"),
+            ("--max-neighbours", "4097"),
+            ("--max-candidates-per-interface", "0"),
+            ("--admit-burst", "0"),
+            ("--admit-interval-ms", "0"),
+            ("--max-routes-per-neighbour", "0"),
+            ("--max-routes", "0"),
+            ("--max-routes", "1000001"),
+            ("--max-routes", "4294967296"),
+            ("--max-destinations", "0"),
+            ("--max-hello-interval-ms", "999"),
             ("--fee", "-1"),
             ("--fee", "18446744073709551616"),
         ] {
@@ -566,8 +672,10 @@ mod tests {
             let e = route(&[&arg]).expect_err(&arg);
             assert!(e.contains(flag), "{arg}: {e}");
         }
-        let a = route(&["--hello-ms", "10", "--update-ms", "655350", "--lifetime-s", "0"]).unwrap();
-        assert_eq!((a.hello_ms, a.update_ms, a.lifetime_s), (Some(10), Some(655_350), 0));
+        let a =
+            route(&["--hello-ms", "10", "--update-ms", "655350", "--lifetime-s", "0", "--max-routes", "1"])
+                .unwrap();
+        assert_eq!((a.hello_ms, a.update_ms, a.limits().routes), (Some(10), Some(655_350), 1));
         let c = interface_config(LinkKind::Wired, a.hello_ms, a.update_ms);
         assert_eq!((c.hello_interval_ms, c.update_interval_ms), (10, 655_350));
     }

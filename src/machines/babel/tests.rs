@@ -1,6 +1,8 @@
 //! Step-by-step conformance cases: packets and timeouts in, packets and effects out. Each test
 //! names the RFC 8966 section it checks.
 
+mod hardening;
+
 use super::*;
 use crate::wire::babel::{decode, encode, Packet};
 
@@ -41,6 +43,7 @@ struct Node {
     sent: Vec<(u32, SendTo, Packet)>,
     routes: Vec<RouteChange>,
     probes: Vec<Prefix>,
+    limits: Vec<LimitsReport>,
 }
 
 impl Node {
@@ -52,6 +55,7 @@ impl Node {
             sent: vec![],
             routes: vec![],
             probes: vec![],
+            limits: vec![],
         };
         for (i, l) in [(A, ll(1)), (B, ll(2))] {
             let c = InterfaceConfig::wired().with_hello_ms(1_000).with_update_ms(4_000);
@@ -77,6 +81,7 @@ impl Node {
                 }
                 BabelEffect::Route(r) => self.routes.push(r),
                 BabelEffect::Probe { prefix } => self.probes.push(prefix),
+                BabelEffect::Limits(r) => self.limits.push(r),
             }
         }
     }
@@ -535,9 +540,16 @@ fn route_requests_are_answered() {
 }
 
 // RFC 8966 §3.3 and §4.6.3: an Ack Request is answered by a unicast Ack with its opaque value.
+// Only a neighbour's: a stranger's is ignored (an Ack to a new address costs a neighbour
+// discovery exchange too, see `limits`).
 #[test]
 fn ack_requests_are_acknowledged() {
     let mut n = Node::default();
+    n.take_sent();
+    n.from(A, ll(7), vec![Tlv::AckRequest { opaque: 0xbeef, interval_cs: 100 }]);
+    assert!(n.take_sent().is_empty(), "a stranger's Ack Request is not answered");
+    assert_eq!(n.m.stats.refused.stranger_tlvs, 1);
+    n.acquire(A, ll(9));
     n.take_sent();
     n.from(A, ll(9), vec![Tlv::AckRequest { opaque: 0xbeef, interval_cs: 100 }]);
     let sent = n.take_sent();
