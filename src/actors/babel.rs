@@ -8,14 +8,16 @@
 //!        ▼                                                    ├─ Send ──► send loop ──► BabelSocket
 //!   BabelSocket                                               ├─ Route ─► RouteExecutor ──batch──► KernelRoutes
 //!                                                             │   └─────► RouteSelected hook (CLI; billing later)
-//!                                                             └─ Probe ─► probe loop ──Input(Probed)──► Driver
+//!                                                             ├─ Probe ─► probe loop ──Input(Probed)──► Driver
+//!                                                             └─ Limits ► LimitsReport hook (CLI)
 //!   Responder (UDP 6697) echoes other nodes' probes
 //! ```
 //!
 //! - The socket executor is two spawned futures: a send loop draining a channel in order (the
 //!   driver's deliver closure only enqueues), and a receive loop turning datagrams into
-//!   `Received` inputs. The socket drops and counts datagrams whose source is not link-local
-//!   (RFC 8966 §4), before the machine sees them.
+//!   `Received` inputs, one handled before the next is read (a flood queues in the kernel's
+//!   bounded socket buffer, not in the driver's mailbox). The socket drops and counts
+//!   datagrams whose source is not link-local (RFC 8966 §4), before the machine sees them.
 //! - [`RouteExecutor`] keeps the latest wanted change per destination and applies what has
 //!   accumulated as one batch over rtnetlink, one batch in flight at a time (changes arriving
 //!   meanwhile form the next batch). Failures are logged and retried with the next batch, and
@@ -27,7 +29,8 @@
 //! - [`LinkWatcher`] polls the named interfaces (index, up and running, link-local address)
 //!   every second or so and turns changes into `InterfaceDown`/`InterfaceUp` inputs, joining
 //!   the multicast group again when a link comes back.
-//! - Every route change also goes out as a [`RouteSelected`] through a [`Deliver`] hook.
+//! - Every route change also goes out as a [`RouteSelected`] through a [`Deliver`] hook, and
+//!   every report of what the machine's limits refused as a [`LimitsReport`] through another.
 //! - End-to-end probes: a `Probe` effect for a host route goes to the probe loop, which runs
 //!   [`prober::probe`] toward the destination's address in a spawned future and gives the
 //!   result back to the machine as `Probed` (verifiable metrics). Every node answers probes
@@ -43,8 +46,8 @@ use super::clock::Clock;
 use super::driver::{Deliver, Driver, Input};
 use super::log_writer::LogWriter;
 use crate::machines::babel::{
-    BabelConfig, BabelEffect, BabelInput, BabelMachine, InterfaceConfig, ProbeReport, RouteChange, SendTo,
-    TrustLedger, Via,
+    BabelConfig, BabelEffect, BabelInput, BabelMachine, InterfaceConfig, LimitsReport, ProbeReport,
+    RouteChange, SendTo, TrustLedger, Via,
 };
 use crate::os::babel_socket::BabelSocket;
 use crate::os::interfaces;
@@ -394,14 +397,21 @@ async fn send_loop(socket: Arc<BabelSocket>, mut queue: mpsc::UnboundedReceiver<
     }
 }
 
+/// Turns datagrams into `Received` inputs, one at a time: the next is read only once the
+/// driver has handled the previous, so that under a flood the datagrams wait in the kernel's
+/// socket buffer (bounded; the excess is dropped there) rather than in the driver's mailbox,
+/// which has no bound.
 async fn receive_loop(socket: Arc<BabelSocket>, driver: Addr<Driver<BabelMachine>>) {
     loop {
         match socket.recv().await {
-            Ok(d) => driver.do_send(Input(BabelInput::Received {
-                ifindex: d.ifindex,
-                source: d.source,
-                bytes: d.bytes,
-            })),
+            Ok(d) => {
+                let input =
+                    Input(BabelInput::Received { ifindex: d.ifindex, source: d.source, bytes: d.bytes });
+                if driver.send(input).await.is_err() {
+                    // The driver is gone: the node is stopping.
+                    return;
+                }
+            }
             Err(e) => {
                 tracing::warn!(%e, "receiving Babel packets failed");
                 actix_rt::time::sleep(Duration::from_millis(100)).await;
@@ -576,13 +586,15 @@ pub struct BabelNode {
 impl BabelNode {
     /// Starts the node's actors on the current actix system. Its sockets (UDP and netlink)
     /// belong to the network namespace of the calling thread. `selected` is told of every
-    /// change of a selected route.
+    /// change of a selected route, `limits` of what the machine's limits refused (at most every
+    /// few seconds, and once more at shutdown).
     pub fn start(
         config: BabelNodeConfig,
         trust: TrustLedger,
         clock: Clock,
         log: Addr<LogWriter>,
         selected: Deliver<RouteSelected>,
+        limits: Deliver<LimitsReport>,
     ) -> Result<BabelNode, NodeError> {
         let socket = Arc::new(BabelSocket::bind(config.port).map_err(NodeError::Socket)?);
         let kernel = KernelRoutes::connect().map_err(NodeError::Routes)?;
@@ -609,6 +621,7 @@ impl BabelNode {
                 // Fails only once the probe loop is gone (no probes configured, or stopping).
                 let _ = to_prober.send(prefix);
             }
+            BabelEffect::Limits(report) => limits(report),
         });
         let machine = BabelMachine::new(config.babel, trust, clock.now());
         let driver = Driver::new(machine, clock, log, deliver).start();

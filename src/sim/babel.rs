@@ -739,6 +739,8 @@ impl BabelSim {
                 BabelEffect::Send { ifindex, to, bytes } => self.send(n, ifindex, to, bytes),
                 BabelEffect::Route(change) => self.route(n, change),
                 BabelEffect::Probe { .. } => self.nodes[n].probes += 1,
+                // The simulated nodes are all honest: a refusal shows in the machine's stats.
+                BabelEffect::Limits(_) => {}
             }
         }
         let now = self.now_ms;

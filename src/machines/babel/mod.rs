@@ -20,6 +20,7 @@
 //! Every change of the selected route table is an effect ([`RouteChange`]): the kernel route
 //! and, for billing, the neighbour and the price it advertised.
 
+pub mod limits;
 pub mod neighbour;
 pub mod score;
 #[cfg(test)]
@@ -32,6 +33,8 @@ use crate::wire::babel::{
     self, Encoder, Hello, Ihu, Prefix, RouteRequest, RouteVector, RouterId, SeqnoRequest, Tlv, Update,
 };
 use core::net::{IpAddr, Ipv6Addr};
+pub use limits::{BabelLimits, LimitsReport, Refusals};
+use limits::{EarlyHello, Guard};
 pub use neighbour::LinkKind;
 use neighbour::Neighbour;
 pub use score::ScoreWeights;
@@ -121,6 +124,8 @@ pub struct BabelConfig {
     /// sent; the periodic update carries it. Price changes always trigger.
     pub vector_threshold_permille: u32,
     pub trust: TrustConfig,
+    /// Bounds on neighbours, candidates, admission rate and routes ([`limits`]).
+    pub limits: BabelLimits,
 }
 
 impl BabelConfig {
@@ -133,6 +138,7 @@ impl BabelConfig {
             hysteresis: score::ONE / 8,
             vector_threshold_permille: 250,
             trust: TrustConfig::default(),
+            limits: BabelLimits::default(),
         }
     }
 }
@@ -217,6 +223,9 @@ pub enum BabelEffect {
     Probe {
         prefix: Prefix,
     },
+    /// The limits refused something since the last report ([`limits`]): for the operator.
+    /// At most one every [`limits::REPORT_INTERVAL_MS`], and a last one at shutdown.
+    Limits(LimitsReport),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -227,6 +236,8 @@ pub enum BabelTimer {
     Routes,
     Requests,
     Probes,
+    /// A refusal report is due ([`BabelEffect::Limits`]).
+    Report,
 }
 
 struct Interface {
@@ -239,7 +250,12 @@ struct Interface {
 /// What waits to be sent on one interface at the end of the current step.
 #[derive(Default)]
 struct Outbox {
+    /// The periodic Hello: with a timestamp and the IHUs of every neighbour heard recently.
     hello: bool,
+    /// Otherwise a greeting: a Hello with the IHUs of these neighbours only ([`limits`]).
+    greet: BTreeSet<Ipv6Addr>,
+    /// Otherwise an early Hello without IHUs (paid for, see [`limits`]).
+    early: Option<EarlyHello>,
     multicast: Vec<Tlv>,
     unicast: BTreeMap<Ipv6Addr, Vec<Tlv>>,
     full_dump: bool,
@@ -322,6 +338,7 @@ pub struct BabelMachine {
     next_route_sweep_ms: u64,
     trust: TrustLedger,
     probes: trust::Probes,
+    guard: Guard,
     timers: TimerTable<BabelTimer>,
     events: VecDeque<BabelEvent>,
     effects: VecDeque<Effect<BabelEffect>>,
@@ -338,6 +355,8 @@ pub struct BabelStats {
     pub bytes_out: u64,
     pub route_changes: u64,
     pub seqno_requests_sent: u64,
+    /// What the limits refused ([`limits`]).
+    pub refused: Refusals,
 }
 
 impl BabelMachine {
@@ -359,6 +378,7 @@ impl BabelMachine {
             next_route_sweep_ms: u64::MAX,
             trust,
             probes: trust::Probes::default(),
+            guard: Guard::default(),
             timers: TimerTable::new(),
             events: VecDeque::new(),
             effects: VecDeque::new(),
@@ -660,14 +680,10 @@ impl BabelMachine {
         match (old, new) {
             (None, None) => false,
             (Some(o), Some(n)) => {
-                let t = u64::from(self.config.vector_threshold_permille);
-                let beyond = |a: u32, b: u32, floor: u32| {
-                    let diff = u64::from(a.abs_diff(b));
-                    diff > u64::from(floor) && diff * 1000 > t * u64::from(a.max(b))
-                };
+                let t = self.config.vector_threshold_permille;
                 o.price_per_byte != n.price_per_byte
-                    || beyond(o.rtt_us, n.rtt_us, 1_000)
-                    || beyond(o.loss_micro_nepers, n.loss_micro_nepers, 1_000)
+                    || changed_beyond(t, o.rtt_us, n.rtt_us, 1_000)
+                    || changed_beyond(t, o.loss_micro_nepers, n.loss_micro_nepers, 1_000)
             }
             _ => true,
         }
@@ -732,17 +748,6 @@ impl BabelMachine {
         }
     }
 
-    fn neighbour_id(&mut self, ifindex: u32, address: Ipv6Addr) -> u32 {
-        if let Some(id) = self.neighbour_ids.get(&(ifindex, address)) {
-            return *id;
-        }
-        let id = self.next_neighbour;
-        self.next_neighbour += 1;
-        self.neighbour_ids.insert((ifindex, address), id);
-        self.neighbours.insert(id, Neighbour::new(ifindex, address));
-        id
-    }
-
     fn received(&mut self, ifindex: u32, source: Ipv6Addr, bytes: &[u8]) {
         self.stats.packets_in += 1;
         let Some(iface) = self.interfaces.get(&ifindex) else { return };
@@ -757,11 +762,26 @@ impl BabelMachine {
             }
         };
         self.stats.tlvs_ignored += decoded.ignored.len() as u64;
-        let nid = self.neighbour_id(ifindex, source);
-        let cost_before = self.neighbours.get(&nid).map(|n| self.link_cost(n));
+        let mut nid = self.neighbour_ids.get(&(ifindex, source)).copied();
+        let mut stranger_hello = false;
+        let cost_before = nid.and_then(|id| self.neighbours.get(&id)).map(|n| self.link_cost(n));
         let mut hello_timestamp = None;
         let mut touched = BTreeSet::new();
         for tlv in decoded.packet.tlvs {
+            let Some(nid) = nid else {
+                // A stranger: only its multicast Hello counts (one per datagram), toward
+                // admission; the TLVs after the Hello that admits it are a neighbour's.
+                match tlv {
+                    Tlv::Hello(h) if !h.unicast && !stranger_hello => {
+                        stranger_hello = true;
+                        hello_timestamp = h.timestamp_us;
+                        nid = self.stranger_hello(ifindex, source, &h, bytes.len());
+                    }
+                    Tlv::Pad1 | Tlv::PadN(_) => {}
+                    _ => self.stats.refused.stranger_tlvs += 1,
+                }
+                continue;
+            };
             match tlv {
                 Tlv::Hello(h) => {
                     if h.unicast {
@@ -770,20 +790,7 @@ impl BabelMachine {
                         continue;
                     }
                     hello_timestamp = h.timestamp_us;
-                    let now_ms = self.now_ms;
-                    let now_us = self.now_us();
-                    let mut greet = false;
-                    if let Some(n) = self.neighbours.get_mut(&nid) {
-                        n.hello(h.seqno, h.interval_cs, now_ms);
-                        n.last_timestamp = h.timestamp_us.map(|t| (t, now_us));
-                        // A new neighbour (or one back after a long silence): answer with a
-                        // Hello and IHUs at once, as babeld does, so that the link is usable
-                        // after one Hello interval instead of two.
-                        greet = n.history & 0b1111_1101 == 1;
-                    }
-                    if greet {
-                        self.send_hello(ifindex);
-                    }
+                    self.neighbour_hello(nid, &h);
                 }
                 Tlv::Ihu(ihu) => self.ihu(nid, ifindex, &ihu, hello_timestamp),
                 Tlv::Update(u) => {
@@ -804,7 +811,9 @@ impl BabelMachine {
         for p in touched {
             self.reselect(p);
         }
-        self.neighbour_changed(nid, cost_before);
+        if let Some(nid) = nid {
+            self.neighbour_changed(nid, cost_before);
+        }
     }
 
     fn ihu(&mut self, nid: u32, ifindex: u32, ihu: &Ihu, hello_timestamp: Option<u32>) {
@@ -817,11 +826,11 @@ impl BabelMachine {
         }
         let now_ms = self.now_ms;
         let now_us = self.now_us();
+        let interval_cs = self.config.limits.hello_interval_cs(ihu.interval_cs);
         let Some(n) = self.neighbours.get_mut(&nid) else { return };
         n.txcost = ihu.rxcost;
-        // IHU hold time: 3.5 × its interval (RFC 8966 §3.4.2).
-        n.ihu_deadline_ms =
-            if ihu.interval_cs == 0 { u64::MAX } else { now_ms + u64::from(ihu.interval_cs) * 35 };
+        // IHU hold time: 3.5 × its interval (RFC 8966 §3.4.2), bounded like Hello intervals.
+        n.ihu_deadline_ms = now_ms + u64::from(interval_cs) * 35;
         // RFC 9616 §3.3: RTT = (now − origin) − (hello transmit − receive), both pairs
         // differences on one clock each.
         if let (Some((origin, receive)), Some(transmit)) = (ihu.timestamps_us, hello_timestamp) {
@@ -830,6 +839,19 @@ impl BabelMachine {
             if origin != 0 && total < 60_000_000 && held <= total {
                 n.rtt_sample(total - held);
             }
+        }
+        // The link's RTT is part of every route's rank through it: once known, and when it
+        // moved as much as a vector change that is announced at once, selection is redone.
+        let threshold = self.config.vector_threshold_permille;
+        let Some(n) = self.neighbours.get_mut(&nid) else { return };
+        let moved = match (n.rtt_ranked_us, n.rtt_us) {
+            (None, Some(_)) => true,
+            (Some(old), Some(new)) => changed_beyond(threshold, old, new, 1_000),
+            _ => false,
+        };
+        if moved {
+            n.rtt_ranked_us = n.rtt_us;
+            self.reselect_via(nid);
         }
     }
 
@@ -850,6 +872,11 @@ impl BabelMachine {
             }
             return None;
         };
+        if prefix.is_martian() {
+            // Never a destination: not installed, not propagated, not even remembered.
+            self.stats.refused.martians += 1;
+            return None;
+        }
         if u.router_id == self.config.router_id {
             // Our own route, echoed back (or from before a restart of ours): make sure our
             // current seqno is newer than whatever the network still holds (§3.5.3). An echo
@@ -880,6 +907,20 @@ impl BabelMachine {
             self.destinations.get(&prefix).is_some_and(|d| d.routes.iter().any(|r| r.neighbour == nid));
         if !exists && u.is_retraction() {
             return None;
+        }
+        // A new destination from this neighbour needs room (an update of one we hold always
+        // applies): existing routes are never evicted for a newcomer's ([`limits`]).
+        if !exists {
+            let limits = &self.config.limits;
+            if !self.destinations.contains_key(&prefix)
+                && self.destinations.len() >= limits.destinations as usize
+            {
+                self.stats.refused.destinations += 1;
+                return None;
+            }
+            if !self.guard.admit_route(nid, limits, &mut self.stats.refused) {
+                return None;
+            }
         }
         if !feasible && self.destinations.get(&prefix).is_none_or(|d| d.selected.is_none()) {
             // An unfeasible route is all there is: ask its originator for a new seqno
@@ -1013,13 +1054,14 @@ impl BabelMachine {
     }
 
     /// After a neighbour's cost may have changed: redo selection for its routes, and greet a
-    /// neighbour that just became usable with a full dump.
+    /// neighbour that just became usable with a full dump and a request for its own (what it
+    /// sent before it was admitted was ignored).
     fn neighbour_changed(&mut self, nid: u32, cost_before: Option<u16>) {
         let Some(n) = self.neighbours.get(&nid) else { return };
         let cost = self.link_cost(n);
         let usable = cost != INFINITY;
         let was_usable = n.usable;
-        let ifindex = n.ifindex;
+        let (ifindex, address) = (n.ifindex, n.address);
         if let Some(n) = self.neighbours.get_mut(&nid) {
             n.usable = usable;
             if usable && !was_usable {
@@ -1029,6 +1071,8 @@ impl BabelMachine {
         if usable && !was_usable {
             if let Some(iface) = self.interfaces.get_mut(&ifindex) {
                 iface.outbox.full_dump = true;
+                let request = Tlv::RouteRequest(RouteRequest { prefix: None, unknown: Vec::new() });
+                iface.outbox.unicast.entry(address).or_default().push(request);
             }
         }
         if cost_before != Some(cost) || usable != was_usable {
@@ -1051,6 +1095,7 @@ impl BabelMachine {
     fn remove_neighbour(&mut self, nid: u32) {
         let Some(n) = self.neighbours.remove(&nid) else { return };
         self.neighbour_ids.remove(&(n.ifindex, n.address));
+        self.guard.neighbour_removed(nid);
         let mut affected = Vec::new();
         for (p, d) in self.destinations.iter_mut() {
             if let Some(i) = d.routes.iter().position(|r| r.neighbour == nid) {
@@ -1121,9 +1166,11 @@ impl BabelMachine {
             let selected = d.selected;
             let mut i = 0;
             let mut sel = selected;
+            let guard = &mut self.guard;
             d.routes.retain(|r| {
                 let keep = r.expires_ms > now;
                 if !keep {
+                    guard.route_removed(r.neighbour);
                     sel = match sel {
                         Some(s) if s == i => Some(usize::MAX),
                         Some(s) if s > i => Some(s - 1),
@@ -1180,10 +1227,21 @@ impl BabelMachine {
         }
     }
 
+    /// Queues the periodic Hello on `ifindex` (its seqno is taken when it is sent).
     fn send_hello(&mut self, ifindex: u32) {
         let Some(iface) = self.interfaces.get_mut(&ifindex) else { return };
-        iface.hello_seqno = iface.hello_seqno.wrapping_add(1);
         iface.outbox.hello = true;
+    }
+
+    /// Our IHU about neighbour `n` on an interface configured as `config`.
+    fn ihu_for(&self, n: &Neighbour, config: InterfaceConfig) -> Ihu {
+        Ihu {
+            rxcost: n.rxcost(config.kind, config.nominal_cost),
+            interval_cs: cs(config.hello_interval_ms),
+            address: Some(IpAddr::V6(n.address)),
+            timestamps_us: n.last_timestamp,
+            unknown: Vec::new(),
+        }
     }
 
     /// Turns every interface's outbox into packets (send effects).
@@ -1196,24 +1254,27 @@ impl BabelMachine {
             let Some(iface) = self.interfaces.get_mut(&ifindex) else { continue };
             let outbox = std::mem::take(&mut iface.outbox);
             let config = iface.config;
-            let hello_seqno = iface.hello_seqno;
             let mut tlvs = Vec::new();
-            if outbox.hello {
+            // One Hello at most per step: the periodic one (with a timestamp and the IHUs of
+            // every neighbour heard recently), else a greeting (a timestamp and the greeted
+            // neighbours' IHUs), else an early Hello (no IHU; a timestamp if paid for).
+            if outbox.hello || !outbox.greet.is_empty() || outbox.early.is_some() {
+                iface.hello_seqno = iface.hello_seqno.wrapping_add(1);
+                let timestamp =
+                    outbox.hello || !outbox.greet.is_empty() || outbox.early == Some(EarlyHello::Timestamped);
                 tlvs.push(Tlv::Hello(Hello {
                     unicast: false,
-                    seqno: hello_seqno,
+                    seqno: iface.hello_seqno,
                     interval_cs: cs(config.hello_interval_ms),
-                    timestamp_us: Some(self.now_us()),
+                    timestamp_us: timestamp.then(|| self.now_us()),
                     unknown: Vec::new(),
                 }));
-                for n in self.neighbours.values().filter(|n| n.ifindex == ifindex) {
-                    tlvs.push(Tlv::Ihu(Ihu {
-                        rxcost: n.rxcost(config.kind, config.nominal_cost),
-                        interval_cs: cs(config.hello_interval_ms),
-                        address: Some(IpAddr::V6(n.address)),
-                        timestamps_us: n.last_timestamp,
-                        unknown: Vec::new(),
-                    }));
+                let ihus = self.neighbours.values().filter(|n| {
+                    n.ifindex == ifindex
+                        && if outbox.hello { n.heard_recently() } else { outbox.greet.contains(&n.address) }
+                });
+                for n in ihus {
+                    tlvs.push(Tlv::Ihu(self.ihu_for(n, config)));
                 }
             }
             tlvs.extend(outbox.multicast);
@@ -1378,11 +1439,15 @@ impl BabelMachine {
         if let Some(at) = self.probes.next_deadline() {
             t.set(BabelTimer::Probes, stamp(at));
         }
+        if let Some(at) = self.guard.report_deadline(&self.stats.refused) {
+            t.set(BabelTimer::Report, stamp(at));
+        }
         self.timers = t;
     }
 
     fn step_done(&mut self) {
         self.flush();
+        self.report_limits(false);
         self.rearm();
     }
 
@@ -1392,6 +1457,7 @@ impl BabelMachine {
         outbox.multicast.push(Tlv::RouteRequest(RouteRequest { prefix: None, unknown: Vec::new() }));
         let seqno = self.interfaces.get(&ifindex).map_or(0, |i| i.hello_seqno);
         self.interfaces.insert(ifindex, Interface { link_local, config, hello_seqno: seqno, outbox });
+        self.guard.interface_up(ifindex, self.now_ms, &self.config.limits);
         self.send_hello(ifindex);
         // Our own prefixes go out at once; the rest once neighbours are usable.
         self.trigger_all_originated();
@@ -1407,6 +1473,7 @@ impl BabelMachine {
             self.remove_neighbour(nid);
         }
         self.interfaces.remove(&ifindex);
+        self.guard.interface_down(ifindex);
         self.timers.clear(BabelTimer::Hello(ifindex));
         self.timers.clear(BabelTimer::Update(ifindex));
     }
@@ -1437,6 +1504,7 @@ impl BabelMachine {
         }
         self.interfaces.clear();
         self.timers = TimerTable::new();
+        self.report_limits(true);
     }
 }
 
@@ -1481,6 +1549,12 @@ fn metric_changed(old: u16, new: u16) -> bool {
     u32::from(old.abs_diff(new)) * 8 > u32::from(old.max(new))
 }
 
+/// `a` and `b` differ by more than `floor` and by more than `threshold_permille` of the larger.
+fn changed_beyond(threshold_permille: u32, a: u32, b: u32, floor: u32) -> bool {
+    let diff = u64::from(a.abs_diff(b));
+    diff > u64::from(floor) && diff * 1000 > u64::from(threshold_permille) * u64::from(a.max(b))
+}
+
 /// Milliseconds as the centiseconds of Babel intervals (saturating at 655.35 s).
 fn cs(ms: u64) -> u16 {
     (ms / 10).min(u64::from(u16::MAX)) as u16
@@ -1509,7 +1583,10 @@ impl Machine for BabelMachine {
             BabelInput::InterfaceDown { ifindex } => self.interface_down(ifindex),
             BabelInput::Received { ifindex, source, bytes } => self.received(ifindex, source, &bytes),
             BabelInput::Originate(prefix) => {
-                if self.originated.insert(prefix) {
+                if prefix.is_martian() {
+                    // Never announced (the command line refuses them first).
+                    self.stats.refused.martians += 1;
+                } else if self.originated.insert(prefix) {
                     self.trigger(prefix);
                 }
             }
@@ -1559,6 +1636,8 @@ impl Machine for BabelMachine {
                     self.effects.push_back(Effect::now(BabelEffect::Probe { prefix }));
                 }
             }
+            // `step_done` sends the report.
+            BabelTimer::Report => {}
         }
         self.step_done();
     }

@@ -38,10 +38,15 @@ pub struct Neighbour {
     pub last_timestamp: Option<(u32, u32)>,
     /// Smoothed link RTT in microseconds.
     pub rtt_us: Option<u32>,
+    /// The RTT its routes were last ranked with (selection is redone when `rtt_us` moves
+    /// far from it).
+    pub rtt_ranked_us: Option<u32>,
     /// Whether the link was usable at the last check (to notice the transitions).
     pub usable: bool,
     /// Expected Hellos since the link last became usable (saturating at 16): the loss window.
     pub loss_window: u8,
+    /// When we last greeted it with a Hello of its own (a restart of its history).
+    pub greeted_ms: Option<u64>,
 }
 
 /// How late a Hello may be before it counts as missed, as a multiple of its interval (in
@@ -62,13 +67,22 @@ impl Neighbour {
             ihu_deadline_ms: u64::MAX,
             last_timestamp: None,
             rtt_us: None,
+            rtt_ranked_us: None,
             usable: false,
             loss_window: 0,
+            greeted_ms: None,
         }
     }
 
-    /// A multicast Hello arrived (RFC 8966 §A.1). A seqno far from the expected one (the
-    /// neighbour restarted, or was silent for long) resets the history.
+    /// Heard among its last three expected Hellos: it still gets our IHUs in periodic Hellos
+    /// (a neighbour that stopped talking stops costing us bytes).
+    pub fn heard_recently(&self) -> bool {
+        self.received_of_last(3) > 0
+    }
+
+    /// A multicast Hello arrived (RFC 8966 §A.1), announcing `interval_cs` (the caller bounds it,
+    /// [`super::BabelLimits::hello_interval_cs`]; 0 would mean no deadline). A seqno far from
+    /// the expected one (the neighbour restarted, or was silent for long) resets the history.
     pub fn hello(&mut self, seqno: u16, interval_cs: u16, now_ms: u64) {
         if self.expected_count == 0 {
             self.history = 1;

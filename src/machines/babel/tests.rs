@@ -1,6 +1,8 @@
 //! Step-by-step conformance cases: packets and timeouts in, packets and effects out. Each test
 //! names the RFC 8966 section it checks.
 
+mod hardening;
+
 use super::*;
 use crate::wire::babel::{decode, encode, Packet};
 
@@ -41,6 +43,7 @@ struct Node {
     sent: Vec<(u32, SendTo, Packet)>,
     routes: Vec<RouteChange>,
     probes: Vec<Prefix>,
+    limits: Vec<LimitsReport>,
 }
 
 impl Node {
@@ -52,6 +55,7 @@ impl Node {
             sent: vec![],
             routes: vec![],
             probes: vec![],
+            limits: vec![],
         };
         for (i, l) in [(A, ll(1)), (B, ll(2))] {
             let c = InterfaceConfig::wired().with_hello_ms(1_000).with_update_ms(4_000);
@@ -77,6 +81,7 @@ impl Node {
                 }
                 BabelEffect::Route(r) => self.routes.push(r),
                 BabelEffect::Probe { prefix } => self.probes.push(prefix),
+                BabelEffect::Limits(r) => self.limits.push(r),
             }
         }
     }
@@ -535,9 +540,16 @@ fn route_requests_are_answered() {
 }
 
 // RFC 8966 §3.3 and §4.6.3: an Ack Request is answered by a unicast Ack with its opaque value.
+// Only a neighbour's: a stranger's is ignored (an Ack to a new address costs a neighbour
+// discovery exchange too, see `limits`).
 #[test]
 fn ack_requests_are_acknowledged() {
     let mut n = Node::default();
+    n.take_sent();
+    n.from(A, ll(7), vec![Tlv::AckRequest { opaque: 0xbeef, interval_cs: 100 }]);
+    assert!(n.take_sent().is_empty(), "a stranger's Ack Request is not answered");
+    assert_eq!(n.m.stats.refused.stranger_tlvs, 1);
+    n.acquire(A, ll(9));
     n.take_sent();
     n.from(A, ll(9), vec![Tlv::AckRequest { opaque: 0xbeef, interval_cs: 100 }]);
     let sent = n.take_sent();
@@ -660,4 +672,45 @@ fn a_restarted_source_jumps_to_the_requested_seqno() {
     n.from(A, ll(9), vec![req]);
     assert_eq!(n.m.seqno(), 5_000);
     assert!(n.updates_on(A).iter().any(|u| u.prefix == Some(p6(1)) && u.seqno == 5_000 && u.metric == 0));
+}
+
+// RFC 9616 RTTs in the score: a link's RTT is part of the rank of every route through it,
+// so selection is redone when it is first measured and when it moves beyond the vector
+// threshold (the rule of triggered updates), not only when an Update arrives.
+#[test]
+fn a_link_rtt_measured_or_moved_redoes_selection() {
+    let mut n = Node::default();
+    n.acquire(A, ll(9));
+    n.acquire(B, ll(8));
+    n.from(A, ll(9), vec![update(p6(7), rid(7), 3, 100, vector(10, 1))]);
+    n.from(B, ll(8), vec![update(p6(7), rid(7), 3, 100, vector(10, 1))]);
+    assert_eq!(n.m.selected().next().unwrap().1.ifindex, A, "a tie: the first stays");
+    // Our Hello at 1 s carries 1,000,000 µs; A answers it 40 ms later (no hold).
+    n.run_until(1_000);
+    let answer = |transmit: u32, origin: u32, receive: u32| {
+        vec![
+            Tlv::Hello(Hello {
+                unicast: false,
+                seqno: 2,
+                interval_cs: 100,
+                timestamp_us: Some(transmit),
+                unknown: vec![],
+            }),
+            Tlv::Ihu(Ihu {
+                rxcost: 96,
+                interval_cs: 100,
+                address: Some(IpAddr::V6(ll(1))),
+                timestamps_us: Some((origin, receive)),
+                unknown: vec![],
+            }),
+        ]
+    };
+    n.now = 1_040;
+    n.from(A, ll(9), answer(5_000_000, 1_000_000, 5_000_000));
+    assert_eq!(n.m.neighbours().iter().find(|x| x.1 == ll(9)).unwrap().3, Some(40_000));
+    assert_eq!(n.m.selected().next().unwrap().1.ifindex, B, "40 ms more through A: B wins at once");
+    // B's link measured at 1 ms: a first measurement, selection redone, B stays.
+    n.now = 1_041;
+    n.from(B, ll(8), answer(7_000_000, 1_000_000, 7_000_000));
+    assert_eq!(n.m.selected().next().unwrap().1.ifindex, B);
 }

@@ -101,6 +101,68 @@ impl Prefix {
     pub fn is_default(&self) -> bool {
         self.len == 0
     }
+
+    /// Whether this prefix lies inside an address range that is never a route's destination
+    /// ("martian"), and which. A router refuses such prefixes in received Updates and never
+    /// originates them:
+    ///
+    /// | class | IPv6 | IPv4 |
+    /// | --- | --- | --- |
+    /// | link-local | fe80::/10 | 169.254.0.0/16 |
+    /// | multicast | ff00::/8 | 224.0.0.0/4 |
+    /// | loopback | ::1/128 | 127.0.0.0/8 |
+    /// | unspecified | ::/128 | 0.0.0.0/32 |
+    ///
+    /// A prefix is martian when it is as long as the range or longer and falls inside it
+    /// (fe80::/64 and fe80::1/128 are; fe00::/7, which merely contains fe80::/10, is not).
+    /// The default routes ::/0 and 0.0.0.0/0 are therefore not martian: an exit announces
+    /// them. The unspecified address is martian only as a host route (::/128, 0.0.0.0/32).
+    pub fn martian(&self) -> Option<Martian> {
+        let ranges: &[(Martian, IpAddr, u8)] = match self.addr {
+            IpAddr::V6(_) => &[
+                (Martian::LinkLocal, IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)), 10),
+                (Martian::Multicast, IpAddr::V6(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0)), 8),
+                (Martian::Loopback, IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+                (Martian::Unspecified, IpAddr::V6(Ipv6Addr::UNSPECIFIED), 128),
+            ],
+            IpAddr::V4(_) => &[
+                (Martian::LinkLocal, IpAddr::V4(Ipv4Addr::new(169, 254, 0, 0)), 16),
+                (Martian::Multicast, IpAddr::V4(Ipv4Addr::new(224, 0, 0, 0)), 4),
+                (Martian::Loopback, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+                (Martian::Unspecified, IpAddr::V4(Ipv4Addr::UNSPECIFIED), 32),
+            ],
+        };
+        ranges.iter().find(|(_, base, len)| self.within(*base, *len)).map(|(class, _, _)| *class)
+    }
+
+    pub fn is_martian(&self) -> bool {
+        self.martian().is_some()
+    }
+
+    /// This prefix is `base/len` or a more specific prefix inside it (same family).
+    fn within(&self, base: IpAddr, len: u8) -> bool {
+        self.len >= len && Prefix::new(self.addr, len) == Prefix::new(base, len)
+    }
+}
+
+/// The classes of martian prefixes ([`Prefix::martian`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Martian {
+    LinkLocal,
+    Multicast,
+    Loopback,
+    Unspecified,
+}
+
+impl fmt::Display for Martian {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Martian::LinkLocal => "link-local",
+            Martian::Multicast => "multicast",
+            Martian::Loopback => "loopback",
+            Martian::Unspecified => "unspecified",
+        })
+    }
 }
 
 impl fmt::Display for Prefix {

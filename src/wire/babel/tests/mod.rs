@@ -4,6 +4,7 @@
 mod captured;
 mod golden;
 mod ignored;
+mod martians;
 mod properties;
 
 use super::*;
