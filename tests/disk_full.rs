@@ -38,7 +38,7 @@ mnt="{o}/mnt"
 mkdir -p "$mnt"
 mount -t tmpfs -o size=384k lastmile-disk-full "$mnt"
 RUST_LOG= LASTMILE_LOG=error "{bin}" demo --dir "$mnt/data" --links 8 --poll-ms 5 --window-ms 20 \
-    --max-delay-ms 30 --seconds 7 > "{o}/run1.out" 2> "{o}/run1.err" &
+    --max-delay-ms 30 --snapshot-every-kib 8 --seconds 7 > "{o}/run1.out" 2> "{o}/run1.err" &
 demo=$!
 sleep 1.5
 dd if=/dev/zero of="$mnt/filler" bs=4096 2>/dev/null
@@ -103,6 +103,21 @@ ls -a "$mnt/data" > "{o}/run2.ls"
     assert!(incidents.iter().any(|i| i.contains("log-write-failed")), "{incidents:?}");
     let logged: u64 = in_log.values().sum();
     assert!(logged >= total, "{logged} records, {total} reports");
+    // Snapshots failed while the disk was full (the database then refuses everything until it
+    // is opened again) and resumed once space came back.
+    let closed_at = {
+        let mut reader = found.reader(&storage, 1);
+        let mut at = None;
+        while let Some(rec) = reader.next().unwrap() {
+            if codec::decode(rec.version, rec.payload).unwrap().to_string() == "kind=log-write-failed" {
+                at = Some(rec.seq);
+            }
+        }
+        at.expect("the outage was closed on the log")
+    };
+    let snapshots = flash_layout::SnapshotFile::inspect(&out.path().join("data/snapshots.redb")).unwrap();
+    let newest = snapshots.latest().map(|(seq, _)| *seq);
+    assert!(newest.is_some_and(|s| s > closed_at), "a snapshot after the outage (#{closed_at}): {newest:?}");
     // Errors were reported, not flooded.
     let errors = read("run1.err").lines().count();
     assert!((1..=40).contains(&errors), "{errors} lines on stderr:\n{}", read("run1.err"));

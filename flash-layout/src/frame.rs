@@ -22,8 +22,10 @@ use thiserror::Error;
 pub const FRAME_MAGIC: u8 = 0xA7;
 /// First byte of a hole frame.
 pub const HOLE_MAGIC: u8 = 0xA8;
-/// The version byte of a hole frame (a kind, not an event schema version).
-const HOLE_KIND: u8 = 1;
+/// The version byte of a hole frame (a kind, not an event schema version): 0, which no record
+/// has. The magic is not under the CRC, so a hole whose magic rot turned into a record's reads
+/// as a record of version 0, which is refused, never as a record.
+pub(crate) const HOLE_KIND: u8 = 0;
 /// Total size of a hole frame: header + a u64 count.
 pub const HOLE_FRAME_LEN: u64 = FRAME_HEADER_LEN + 8;
 /// Bytes of frame header before the payload.
@@ -254,7 +256,7 @@ mod tests {
 
     /// Golden hole frame: seqs 5..8 (count 3). Also printed in FORMAT.md.
     pub(crate) const GOLDEN_HOLE: [u8; 16] =
-        [0xA8, 0x01, 0x08, 0x00, 0x62, 0x66, 0x72, 0xE9, 0x03, 0, 0, 0, 0, 0, 0, 0];
+        [0xA8, 0x00, 0x08, 0x00, 0xA3, 0x91, 0x03, 0x7E, 0x03, 0, 0, 0, 0, 0, 0, 0];
 
     #[test]
     fn golden_hole_both_ways() {
@@ -273,6 +275,15 @@ mod tests {
         empty.extend_from_slice(&payload);
         assert_eq!(decode_frame(&empty, 5, true).unwrap_err(), FrameError::BadHole);
         assert_eq!(decode_frame(&GOLDEN_HOLE[..10], 5, true).unwrap_err(), FrameError::ShortHeader);
+        // A hole whose magic rot turned into a record's is a record of version 0: refused.
+        let mut flipped = GOLDEN_HOLE;
+        flipped[0] = FRAME_MAGIC;
+        assert_eq!(decode_frame(&flipped, 5, true).unwrap_err(), FrameError::VersionZero);
+        // A record frame of 8 payload bytes whose magic turned into a hole's is no hole.
+        let mut record = Vec::new();
+        encode(&mut record, 5, 1, &3u64.to_le_bytes()).unwrap();
+        record[0] = HOLE_MAGIC;
+        assert_eq!(decode_frame(&record, 5, true).unwrap_err(), FrameError::BadHole);
         // Record frames decode the same through either function.
         let (frame, _) = decode_frame(&GOLDEN, 1, true).unwrap();
         assert_eq!(frame, Frame::Record(Record { seq: 1, version: 1, payload: b"hi" }));

@@ -12,6 +12,7 @@
 //! - [`log`]: group commit and crash recovery.
 //! - [`snapshot`], [`store`]: redb snapshots, compaction and the flash budget.
 
+pub mod boot;
 pub mod frame;
 pub mod log;
 pub mod recovery;

@@ -167,8 +167,8 @@ pub enum LogError {
     Io { op: &'static str, name: String, source: io::Error },
     /// Recovery ran, yet the log still does not scan clean (another process writing the
     /// directory?). Nothing more is done.
-    #[error("the log still has damage after recovery: {0}")]
-    Unrecovered(String),
+    #[error("{dir}: the log still has damage after recovery (another process writing it?): {what}")]
+    Unrecovered { dir: String, what: String },
 }
 
 #[derive(Debug, Clone)]
@@ -197,6 +197,11 @@ pub struct Log<S: Storage> {
     pending_value: u128,
     /// The active segment's file may hold bytes past its durable length (a failed write).
     dirty: bool,
+    /// The last segment holds hole frames (recovery rewrote it): new records go to a new
+    /// segment, whose header names their seq. A hole takes any number of seqs in 16 bytes, so
+    /// if rot later damaged it, the scan could not tell from the bytes alone where the seqs
+    /// after it resume.
+    sealed: bool,
 }
 
 impl<S: Storage> Log<S> {
@@ -219,7 +224,12 @@ impl<S: Storage> Log<S> {
         let quarantined = recovery::execute(&mut storage, scan, plan)?;
         let clean = if plan.is_empty() { scan.clone() } else { crate::scan::scan(&storage)? };
         if !clean.is_clean() {
-            return Err(LogError::Unrecovered(format!("{:?}", clean.damage)));
+            let what: Vec<String> = clean
+                .damage
+                .iter()
+                .map(|d| format!("{} at offset {} of {} ({:?})", d.len, d.offset, d.segment, d.reason))
+                .collect();
+            return Err(LogError::Unrecovered { dir: storage.describe(""), what: what.join("; ") });
         }
         let segs: Vec<Seg> = clean
             .segments
@@ -237,6 +247,7 @@ impl<S: Storage> Log<S> {
             // What a previous run wrote may sit in the page cache only: make it true.
             storage.sync(&last.name).map_err(io_err("sync", &storage, &last.name))?;
         }
+        let sealed = segs.last().is_some_and(|s| s.holes);
         let log = Self {
             storage,
             config,
@@ -246,6 +257,7 @@ impl<S: Storage> Log<S> {
             pending_records: 0,
             pending_value: 0,
             dirty: false,
+            sealed,
         };
         let recovery = Recovery {
             records: clean.records,
@@ -314,7 +326,7 @@ impl<S: Storage> Log<S> {
             self.dirty = false;
         }
         while !self.pending.is_empty() {
-            let Some(active) = self.segs.last() else {
+            let Some(active) = self.segs.last().filter(|_| !self.sealed) else {
                 self.start_segment()?;
                 continue;
             };
@@ -372,6 +384,7 @@ impl<S: Storage> Log<S> {
             bytes: SEGMENT_HEADER_LEN,
             holes: false,
         });
+        self.sealed = false;
         Ok(())
     }
 

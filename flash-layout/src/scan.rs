@@ -229,11 +229,13 @@ pub fn scan<S: Storage>(storage: &S) -> Result<Scan, ScanError> {
             None => out.foreign.push(name),
         }
     }
-    let mut w = Walker { out, next: None, open_end: None, solver: Solver::default() };
+    let mut w = Walker { out, next: None, open_end: None, solver: Solver::default(), ceiling: u64::MAX };
     let last = files.len().checked_sub(1);
     for (i, (name, name_base)) in files.iter().enumerate() {
         let data =
             storage.read(name).map_err(|source| ScanError::Io { name: storage.describe(name), source })?;
+        // No frame of this file can have a seq the next file's name says starts there.
+        w.ceiling = files.get(i + 1).map_or(u64::MAX, |(_, next)| next.saturating_sub(1));
         w.file(name, *name_base, &data, Some(i) == last);
     }
     w.finish();
@@ -251,6 +253,8 @@ struct Walker {
     /// segment starts: (index in `out.damage`, index in `out.segments`).
     open_end: Option<(usize, usize)>,
     solver: Solver,
+    /// The highest seq a frame of the current file may have (the next file's base - 1).
+    ceiling: u64,
 }
 
 impl Walker {
@@ -275,12 +279,15 @@ impl Walker {
             Ok(h) => (SEGMENT_HEADER_LEN, h.base_seq, h.format, h.holes_allowed(), true),
             Err(e) => {
                 // Salvage the frames of a file with a damaged header: its name gives the seqs.
-                let hi = name_base.saturating_add(data.len() as u64 / FRAME_HEADER_LEN);
-                match find_frame(&mut self.solver, data, 0, 0, name_base, hi, true) {
+                let continues = self.next.is_none_or(|next| next == name_base);
+                match self.find(data, 0, 0, name_base, true) {
                     Some((offset, s)) => (offset, s, 1, true, false),
-                    // No segment magic and no frame of ours, or shorter than a header (headers
-                    // are written atomically): never part of the log, never held a record.
-                    None if e == HeaderError::BadMagic || data.len() < SEGMENT_HEADER_LEN as usize => {
+                    // Shorter than a header: never held one (headers are written atomically),
+                    // so never a record. Longer, without the segment magic and not where the
+                    // log continues: not ours. Otherwise it may be one of ours destroyed by rot.
+                    None if data.len() < SEGMENT_HEADER_LEN as usize
+                        || (e == HeaderError::BadMagic && !continues) =>
+                    {
                         self.foreign(name, data, DefectReason::BadSegmentHeader);
                         return;
                     }
@@ -307,6 +314,25 @@ impl Walker {
             });
         }
         self.frames(index, data, start, seq, holes, is_last);
+    }
+
+    /// The next intact frame at an offset `>= from` after damage that starts at `damage_start`
+    /// with seq `seq` (see [`find_frame`]): first within what the damaged bytes could hold;
+    /// then, where hole frames may be (one of them may be the damaged bytes, and a hole takes
+    /// any number of seqs in 16 bytes), up to the ceiling, trusting only a frame that an
+    /// intact frame follows.
+    fn find(
+        &mut self,
+        data: &[u8],
+        from: u64,
+        damage_start: u64,
+        seq: u64,
+        holes: bool,
+    ) -> Option<(u64, u64)> {
+        let ceiling = self.ceiling;
+        let wide = holes.then(|| ceiling.min(seq.saturating_add(u64::from(u32::MAX))));
+        let window = Window { damage_start, ceiling, wide };
+        find_frame(&mut self.solver, data, from, seq, window, holes)
     }
 
     /// Starts segment `name` at `base` and returns its index.
@@ -344,7 +370,8 @@ impl Walker {
             exact: false,
         };
         if is_last {
-            d.to_seq = base + (data.len() as u64).saturating_sub(SEGMENT_HEADER_LEN) / FRAME_HEADER_LEN;
+            d.to_seq = base
+                .saturating_add((data.len() as u64).saturating_sub(SEGMENT_HEADER_LEN) / FRAME_HEADER_LEN);
             self.out.segments[index].next_seq = d.to_seq;
             self.next = Some(d.to_seq);
             self.out.damage.push(d);
@@ -369,8 +396,7 @@ impl Walker {
                 Err(e) => {
                     self.close_run(index, run, pos, seq);
                     let reason = reason_of(e);
-                    let hi = seq.saturating_add((len - pos) / FRAME_HEADER_LEN);
-                    match find_frame(&mut self.solver, data, pos + 1, pos, seq, hi, holes) {
+                    match self.find(data, pos + 1, pos, seq, holes) {
                         Some((next, s)) => {
                             let d = Damage {
                                 segment: self.out.segments[index].name.clone(),
@@ -419,9 +445,13 @@ impl Walker {
             exact: false,
         };
         if is_last {
-            let tail = classify_tail(region, from);
+            let tail = classify_tail(
+                region,
+                from,
+                self.out.segments[index].format >= crate::segment::SEGMENT_FORMAT_WITH_HOLES,
+            );
             d.kind = tail.kind;
-            d.to_seq = from + tail.seqs;
+            d.to_seq = from.saturating_add(tail.seqs);
             d.exact = tail.exact;
             if tail.kind == DamageKind::TornTail && d.reason == DefectReason::BadLength {
                 // Not damage: the file simply ends inside the frame being written.
@@ -470,7 +500,7 @@ impl Walker {
     fn finish(&mut self) {
         if let Some((d, seg)) = self.open_end.take() {
             let damage = &mut self.out.damage[d];
-            damage.to_seq = damage.from_seq + damage.len / FRAME_HEADER_LEN;
+            damage.to_seq = damage.from_seq.saturating_add(damage.len / FRAME_HEADER_LEN);
             damage.exact = false;
             self.out.segments[seg].next_seq = damage.to_seq;
             self.next = Some(damage.to_seq);
@@ -538,19 +568,23 @@ struct Tail {
 }
 
 /// Judges `region`, the bytes after the last valid frame of the last segment file (whose
-/// first frame would have seq `seq`; nothing valid follows in them).
+/// first frame would have seq `seq`; nothing valid follows in them); `holes`: the segment may
+/// hold hole frames.
 ///
 /// An unfinished write — fewer bytes than a frame header, a length running past the end of
 /// the file, garbage where a magic should be — is a torn tail. A complete-looking frame whose
 /// CRC fails (a flipped byte in a frame that may have been durable), or a complete frame with
 /// a damaged magic or length field (its CRC verifies once the field is corrected), is lost
 /// data: quarantined, and its seqs never reused.
-fn classify_tail(region: &[u8], seq: u64) -> Tail {
-    // Frames chained by their headers: magic, a version, a length that fits.
+fn classify_tail(region: &[u8], seq: u64, holes: bool) -> Tail {
+    // Frames chained by their headers: the magic and a length that fits, whatever the version
+    // byte says (rot may have zeroed it). A hole frame is never appended, only written by
+    // recovery, so one at the end is durable: a frame too.
     let (mut pos, mut complete) = (0usize, 0u64);
     while let Some(h) = region.get(pos..pos + FRAME_HEADER_LEN as usize) {
         let len = usize::from(u16::from_le_bytes([h[2], h[3]]));
-        if h[0] != FRAME_MAGIC || h[1] == 0 || pos + FRAME_HEADER_LEN as usize + len > region.len() {
+        let hole = holes && h[0] == HOLE_MAGIC;
+        if !(h[0] == FRAME_MAGIC || hole) || pos + FRAME_HEADER_LEN as usize + len > region.len() {
             break;
         }
         pos += FRAME_HEADER_LEN as usize + len;
@@ -585,18 +619,32 @@ fn classify_tail(region: &[u8], seq: u64) -> Tail {
     Tail { kind: DamageKind::TornTail, seqs: 0, exact: true }
 }
 
-/// Finds the first intact frame at an offset `>= from` whose seq lies in
-/// `seq..=seq + (offset - damage_start) / 8` (a damaged range of `n` bytes holds at most
-/// `n / 8` frames), capped at `hi`. A candidate counts only if the frame after it is intact
-/// too, or it ends exactly at the end of the file: a random match of the CRC alone is
-/// possible in a large damaged range, two in a row are not. Returns (offset, seq).
+/// The widest window in which the end of the file alone confirms a frame: what the narrow
+/// window of a damaged 512 KiB range is.
+const MAX_NARROW: u64 = 1 << 16;
+
+/// The seqs a frame found after damage may have.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    /// The narrow window at offset `o`: `seq..=seq + (o - damage_start) / 8` (a damaged range
+    /// of `n` bytes holds at most `n / 8` record frames), at most `ceiling`.
+    damage_start: u64,
+    ceiling: u64,
+    /// Where hole frames may be (one of them may be among the damaged bytes, and a hole takes
+    /// any number of seqs in 16 bytes): `seq..=wide` too, for a frame an intact frame follows.
+    wide: Option<u64>,
+}
+
+/// Finds the first intact frame at an offset `>= from` whose seq lies in the window. A
+/// candidate counts only if the frame after it is intact too, or (in the narrow window) it
+/// ends exactly at the end of the file: a random match of the CRC alone is possible in a
+/// large damaged range, two in a row are not. Returns (offset, seq).
 fn find_frame(
     solver: &mut Solver,
     data: &[u8],
     from: u64,
-    damage_start: u64,
     seq: u64,
-    hi: u64,
+    window: Window,
     holes: bool,
 ) -> Option<(u64, u64)> {
     let hdr = FRAME_HEADER_LEN as usize;
@@ -604,13 +652,18 @@ fn find_frame(
     while o + hdr <= data.len() {
         let h = &data[o..o + hdr];
         let len = usize::from(u16::from_le_bytes([h[2], h[3]]));
-        let magic_ok = h[0] == FRAME_MAGIC || (holes && h[0] == HOLE_MAGIC);
-        if magic_ok && h[1] != 0 && o + hdr + len <= data.len() {
+        let record = h[0] == FRAME_MAGIC && h[1] != 0;
+        let hole = holes && h[0] == HOLE_MAGIC && h[1] == crate::frame::HOLE_KIND;
+        if (record || hole) && o + hdr + len <= data.len() {
             let stored = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
             let rest = crc32c::crc32c_append(crc32c::crc32c(&h[1..4]), &data[o + hdr..o + hdr + len]);
-            let top = seq.saturating_add((o as u64 - damage_start) / FRAME_HEADER_LEN).min(hi);
+            let narrow =
+                seq.saturating_add((o as u64 - window.damage_start) / FRAME_HEADER_LEN).min(window.ceiling);
+            let top = window.wide.map_or(narrow, |w| w.max(narrow));
             if let Some(s) = solver.seq_for_crc(stored, rest, 3 + len as u64, seq, top) {
-                if confirmed(data, o, s, holes) {
+                // The end of the file confirms a frame only in a window no wider than a narrow
+                // one can be (a chance match of the CRC is as unlikely there).
+                if confirmed(data, o, s, holes, s <= narrow || top - seq <= MAX_NARROW) {
                     return Some((o as u64, s));
                 }
             }
@@ -620,13 +673,15 @@ fn find_frame(
     None
 }
 
-/// Whether the frame at `o` (seq `s`) is intact and followed by an intact frame or the end.
-fn confirmed(data: &[u8], o: usize, s: u64, holes: bool) -> bool {
+/// Whether the frame at `o` (seq `s`) is intact and followed by an intact frame (or the end
+/// of the file, if `at_end_will_do`).
+fn confirmed(data: &[u8], o: usize, s: u64, holes: bool, at_end_will_do: bool) -> bool {
     let Ok((frame, len)) = frame::decode_frame(&data[o..], s, holes) else {
         return false;
     };
     let after = o + len as usize;
-    after == data.len() || frame::decode_frame(&data[after..], frame.next_seq(), holes).is_ok()
+    (at_end_will_do && after == data.len())
+        || frame::decode_frame(&data[after..], frame.next_seq(), holes).is_ok()
 }
 
 #[derive(Debug, Error)]

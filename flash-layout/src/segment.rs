@@ -115,13 +115,14 @@ pub fn segment_name(base_seq: u64) -> String {
     format!("seg-{base_seq:016x}.log")
 }
 
-/// The base seq in a segment file name, or `None` if the name is not a segment's.
+/// The base seq in a segment file name, or `None` if the name is not a segment's (base seq 0
+/// is none: seqs start at 1).
 pub fn parse_segment_name(name: &str) -> Option<u64> {
     let hex = name.strip_prefix("seg-")?.strip_suffix(".log")?;
     if hex.len() != 16 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
-    u64::from_str_radix(hex, 16).ok()
+    u64::from_str_radix(hex, 16).ok().filter(|&base| base != 0)
 }
 
 #[cfg(test)]
@@ -192,6 +193,7 @@ mod tests {
             "seg-000000000000000G.log",
             "seg-0000000000000001.log.tmp",
             "seg-000000000000000A.log",
+            "seg-0000000000000000.log",
             "x",
         ] {
             assert_eq!(parse_segment_name(bad), None, "{bad}");

@@ -29,6 +29,9 @@ pub enum SnapshotError {
     Db { path: String, source: redb::Error },
     #[error("snapshot database {path}: {source}")]
     Io { path: String, source: std::io::Error },
+    /// An earlier I/O error closed it and it could not be opened again yet.
+    #[error("snapshot database {path}: closed after an I/O error, and not opened again yet")]
+    Closed { path: String },
 }
 
 fn db(path: &Path, e: impl Into<redb::Error>) -> SnapshotError {
@@ -57,25 +60,32 @@ impl SnapshotFile {
     /// (RAM on a router), never from the file itself: opening a redb file writes to it (it
     /// repairs a file not closed cleanly, and creates tables), and what is inspected here —
     /// before the node decides to start, or by `replay` — must not change.
-    pub fn inspect(path: &Path) -> SnapshotFile {
+    ///
+    /// An error means it could not be looked at (the file cannot be read, the temporary
+    /// directory is full): not that the database is damaged.
+    pub fn inspect(path: &Path) -> Result<SnapshotFile, SnapshotError> {
         let shown = path.display();
+        let io = |source| SnapshotError::Io { path: shown.to_string(), source };
         match std::fs::metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return SnapshotFile::Missing,
-            Err(e) => return SnapshotFile::Unreadable(format!("{shown}: {e}")),
-            Ok(m) if m.len() == 0 => return SnapshotFile::Empty,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SnapshotFile::Missing),
+            Err(e) => return Err(io(e)),
+            Ok(m) if m.len() == 0 => return Ok(SnapshotFile::Empty),
             Ok(_) => {}
         }
-        let copy = match PrivateCopy::of(path) {
-            Ok(copy) => copy,
-            Err(e) => return SnapshotFile::Unreadable(format!("{shown}: cannot copy it to read it: {e}")),
-        };
+        let copy = PrivateCopy::of(path).map_err(|e| {
+            io(std::io::Error::new(
+                e.kind(),
+                format!("cannot copy it to a private temporary directory to read it: {e}"),
+            ))
+        })?;
         let read = SnapshotStore::open(copy.file()).and_then(|s| Ok((s.seqs()?, s.latest()?)));
-        match read {
+        Ok(match read {
             Ok((seqs, latest)) => SnapshotFile::Readable { seqs, latest },
             // The error names the copy; name the original.
             Err(SnapshotError::Db { source, .. }) => SnapshotFile::Unreadable(format!("{shown}: {source}")),
             Err(SnapshotError::Io { source, .. }) => SnapshotFile::Unreadable(format!("{shown}: {source}")),
-        }
+            Err(SnapshotError::Closed { .. }) => SnapshotFile::Unreadable(format!("{shown}: closed")),
+        })
     }
 
     /// What an open store holds.
@@ -99,12 +109,21 @@ struct PrivateCopy {
 }
 
 impl PrivateCopy {
+    /// Copies `path` into a directory this process creates (never one that exists: a name
+    /// taken is skipped), readable by its owner only.
     fn of(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("flash-layout-snapshots-{}-{n}", std::process::id()));
-        fs::create_dir_all(&dir)?;
+        let dir = loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("flash-layout-snapshots-{}-{n}", std::process::id()));
+            match fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => break dir,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1_000_000 => continue,
+                Err(e) => return Err(e),
+            }
+        };
         let copy = Self { dir };
         fs::copy(path, copy.file())?;
         Ok(copy)
@@ -126,6 +145,8 @@ impl Drop for PrivateCopy {
 pub struct SnapshotStore {
     db: Database,
     path: PathBuf,
+    /// The file is not open (a reopen failed): reads and writes try to open it again first.
+    closed: bool,
 }
 
 impl SnapshotStore {
@@ -137,12 +158,46 @@ impl SnapshotStore {
         let txn = database.begin_write().map_err(|e| db(&path, e))?;
         txn.open_table(SNAPSHOTS).map_err(|e| db(&path, e))?;
         txn.commit().map_err(|e| db(&path, e))?;
-        Ok(Self { db: database, path })
+        Ok(Self { db: database, path, closed: false })
+    }
+
+    /// Closes and opens the database again (after an I/O error, redb refuses every
+    /// transaction until then).
+    pub fn reopen(&mut self) -> Result<(), SnapshotError> {
+        let path = self.path.clone();
+        if !self.closed {
+            // The old handle must be closed before the file is opened again: swap in a
+            // database on an in-memory backend while it drops. Until the file opens again
+            // every operation fails (`closed`), never reaching that placeholder.
+            let placeholder = Database::builder()
+                .create_with_backend(redb::backends::InMemoryBackend::new())
+                .map_err(|e| db(&path, e))?;
+            drop(std::mem::replace(&mut self.db, placeholder));
+            self.closed = true;
+        }
+        *self = Self::open(&path)?;
+        Ok(())
+    }
+
+    fn open_or_err(&self) -> Result<(), SnapshotError> {
+        if self.closed {
+            return Err(SnapshotError::Closed { path: self.path.display().to_string() });
+        }
+        Ok(())
+    }
+
+    /// After a failed [`Self::reopen`], opens the file first; errors if it still cannot.
+    fn ready(&mut self) -> Result<(), SnapshotError> {
+        if self.closed {
+            self.reopen()?;
+        }
+        Ok(())
     }
 
     /// Stores the snapshot at `seq` and drops all but the newest [`KEEP_SNAPSHOTS`], in one
     /// durable transaction.
     pub fn write(&mut self, seq: u64, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.ready()?;
         let mut value = Vec::with_capacity(4 + bytes.len());
         value.extend_from_slice(&snapshot_crc(seq, bytes).to_le_bytes());
         value.extend_from_slice(bytes);
@@ -171,6 +226,7 @@ impl SnapshotStore {
     /// replay to `seq` can start from (then the log records after it). Damaged snapshots are
     /// skipped for older ones.
     pub fn at_or_before(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>, SnapshotError> {
+        self.open_or_err()?;
         let txn = self.db.begin_read().map_err(|e| db(&self.path, e))?;
         let table = txn.open_table(SNAPSHOTS).map_err(|e| db(&self.path, e))?;
         for entry in table.range(..=seq).map_err(|e| db(&self.path, e))?.rev() {
@@ -189,6 +245,7 @@ impl SnapshotStore {
 
     /// (seq, bytes, crc ok), oldest first.
     fn all(&self) -> Result<Vec<(u64, Vec<u8>, bool)>, SnapshotError> {
+        self.open_or_err()?;
         let txn = self.db.begin_read().map_err(|e| db(&self.path, e))?;
         let table = txn.open_table(SNAPSHOTS).map_err(|e| db(&self.path, e))?;
         let mut out = Vec::new();
@@ -212,6 +269,7 @@ impl SnapshotStore {
 
     /// Rewrites the file to drop free pages; returns whether it did anything.
     pub fn compact(&mut self) -> Result<bool, SnapshotError> {
+        self.ready()?;
         self.db.compact().map_err(|e| db(&self.path, e))
     }
 
@@ -299,15 +357,26 @@ mod tests {
     }
 
     #[test]
+    fn reopen_keeps_what_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SnapshotStore::open(dir.path().join(SNAPSHOT_FILE)).unwrap();
+        s.write(3, b"three").unwrap();
+        s.reopen().unwrap();
+        assert_eq!(s.latest().unwrap(), Some((3, b"three".to_vec())));
+        s.write(4, b"four").unwrap();
+        assert_eq!(s.seqs().unwrap(), vec![3, 4]);
+    }
+
+    #[test]
     fn inspect_reads_a_copy_and_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(SNAPSHOT_FILE);
-        assert_eq!(SnapshotFile::inspect(&path), SnapshotFile::Missing);
+        assert_eq!(SnapshotFile::inspect(&path).unwrap(), SnapshotFile::Missing);
         fs::write(&path, b"").unwrap();
-        assert_eq!(SnapshotFile::inspect(&path), SnapshotFile::Empty);
+        assert_eq!(SnapshotFile::inspect(&path).unwrap(), SnapshotFile::Empty);
         fs::write(&path, b"not a database at all, but long enough to look at").unwrap();
         let before = fs::read(&path).unwrap();
-        match SnapshotFile::inspect(&path) {
+        match SnapshotFile::inspect(&path).unwrap() {
             SnapshotFile::Unreadable(why) => assert!(why.starts_with(&path.display().to_string()), "{why}"),
             other => panic!("{other:?}"),
         }
@@ -317,7 +386,7 @@ mod tests {
         s.write(4, b"four").unwrap();
         let before = fs::read(&path).unwrap();
         assert_eq!(
-            SnapshotFile::inspect(&path),
+            SnapshotFile::inspect(&path).unwrap(),
             SnapshotFile::Readable { seqs: vec![4], latest: Some((4, b"four".to_vec())) }
         );
         assert_eq!(fs::read(&path).unwrap(), before);

@@ -164,7 +164,8 @@ impl Inspection {
         init: impl FnOnce() -> T,
         apply: impl FnMut(&mut T, u64, u8, &[u8]) -> Result<(), E>,
     ) -> Result<Restored<T>, RestoreError<E>> {
-        let first_seq = self.scan.start_seq();
+        // Where the log starts once recovery is done: a hole segment it creates comes first.
+        let first_seq = self.plan.lead.map_or(self.scan.start_seq(), |(from, _)| from);
         let end = self.plan.next_seq - 1;
         replay(
             self.snapshot().cloned(),
@@ -226,7 +227,7 @@ impl Store<DirStorage> {
     /// anything (a missing directory is an empty store).
     pub fn inspect_dir(path: impl AsRef<Path>) -> Result<Inspection, StoreError> {
         let path = path.as_ref();
-        let snapshots = SnapshotFile::inspect(&path.join(SNAPSHOT_FILE));
+        let snapshots = SnapshotFile::inspect(&path.join(SNAPSHOT_FILE))?;
         match DirStorage::open_existing(path) {
             Ok(storage) => Ok(Inspection::of(&storage, snapshots).map_err(LogError::from)?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -400,7 +401,12 @@ impl<S: Storage> Store<S> {
         if seq > self.log.durable_seq() {
             self.log.flush()?;
         }
-        self.snapshots.write(seq, bytes)?;
+        if let Err(e) = self.snapshots.write(seq, bytes) {
+            // redb refuses every later transaction after an I/O error until the database is
+            // opened again: reopen it, so the next snapshot (space back) can succeed.
+            self.snapshots.reopen()?;
+            return Err(e.into());
+        }
         self.snapshot_bytes = self.snapshots.disk_bytes()?;
         self.bytes_since_snapshot = self.log.pending_bytes();
         let oldest = self.snapshots.seqs()?.first().copied().unwrap_or(0);
@@ -425,6 +431,22 @@ impl<S: Storage> Store<S> {
             apply,
         )?;
         Ok((r.state, r.last_seq))
+    }
+
+    /// Counts the quarantine files again: an operator may have removed some to free space
+    /// (they count against the budget).
+    pub fn recount_quarantine(&mut self) -> Result<(), StoreError> {
+        let storage = self.log.storage();
+        let io = |op, name: String, source| LogError::Io { op, name, source };
+        let mut bytes = 0;
+        for name in storage.list().map_err(|e| io("list", storage.describe(""), e))? {
+            if is_quarantine_name(&name) {
+                // Gone since the listing: it frees its space.
+                bytes += storage.size(&name).unwrap_or(0);
+            }
+        }
+        self.quarantine_bytes = bytes;
+        Ok(())
     }
 
     /// Frame bytes appended after the newest snapshot (what a restore would replay).

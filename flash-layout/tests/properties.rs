@@ -86,6 +86,9 @@ struct Case {
     max_records: usize,
     damage: Damage,
     seed: u64,
+    /// After recovery and more records, a second flipped byte: (file, offset, xor). Damage to
+    /// a log that already holds holes.
+    again: (usize, usize, u8),
 }
 
 impl Arbitrary for Case {
@@ -120,6 +123,7 @@ impl Arbitrary for Case {
             max_records: usize::arbitrary(g) % 8 + 1,
             damage,
             seed: u64::arbitrary(g),
+            again: (usize::arbitrary(g), usize::arbitrary(g), u8::arbitrary(g) | 1),
         }
     }
 }
@@ -153,6 +157,13 @@ fn layout(s: &MemStorage) -> Vec<SegFile> {
                 let len = 8 + u16::from_le_bytes([data[pos + 2], data[pos + 3]]) as usize;
                 if pos + len > data.len() {
                     break; // an unsynced frame cut by a crash
+                }
+                if data[pos] == 0xA8 {
+                    // A hole frame (recovery's): it takes `count` seqs and holds no record.
+                    let count = u64::from_le_bytes(data[pos + 8..pos + 16].try_into().unwrap());
+                    pos += len;
+                    seq += count;
+                    continue;
                 }
                 frames.push((seq, pos, len));
                 pos += len;
@@ -394,10 +405,40 @@ fn check(c: Case) {
     // The recovered log is clean and keeps going: reopening finds no damage.
     let mut log = log;
     let next = log.last_seq() + 1;
-    assert_eq!(log.append(1, b"after", 0, true).unwrap().seq, next);
+    for k in 0..3u8 {
+        assert_eq!(log.append(1, &[b'a', k], 0, true).unwrap().seq, next + u64::from(k));
+    }
     let (log, again) = Log::open(log.into_storage(), cfg).unwrap();
     assert!(again.damage.is_empty(), "{again:?}");
-    assert_eq!((again.records, log.durable_seq()), (recovered.len() as u64 + 1, next));
+    assert_eq!((again.records, log.durable_seq()), (recovered.len() as u64 + 3, next + 2));
+    // Damage again, now to a log that may hold holes: still exactly the record hit is lost,
+    // and no seq is reused.
+    let mut storage = log.into_storage();
+    let segs = layout(&storage);
+    let (file, offset, xor) = c.again;
+    let f = &segs[file % segs.len()];
+    let off = offset % f.data.len();
+    let hit: BTreeSet<u64> =
+        f.frames.iter().filter(|(_, o, l)| (*o..o + l).contains(&off)).map(|(s, _, _)| *s).collect();
+    storage.bytes_mut(&f.name).unwrap()[off] ^= xor;
+    let before: BTreeSet<u64> = recovered.iter().copied().chain(next..next + 3).collect();
+    let damaged = storage.clone();
+    let (log, second) = Log::open(storage, cfg).unwrap();
+    let mut now = BTreeSet::new();
+    let mut reader = log.read_from(1);
+    while let Some(rec) = reader.next().unwrap() {
+        now.insert(rec.seq);
+    }
+    assert_eq!(
+        now,
+        before.difference(&hit).copied().collect(),
+        "a second damage loses exactly the record hit: {} byte {off} ({:#x}) ^ {xor:#x}, format {}, hit {hit:?}, {second:?}, layout {:?}",
+        f.name,
+        f.data[off],
+        f.data[4],
+        layout(&damaged).iter().map(|f| (f.name.clone(), f.data.len(), f.frames.clone())).collect::<Vec<_>>()
+    );
+    assert!(log.last_seq() >= next + 2, "seq reuse after a second damage");
 }
 
 #[test]

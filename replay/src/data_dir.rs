@@ -121,10 +121,13 @@ impl DataDir {
             _ => ReplayError::Io { path: shown.clone(), source },
         })?;
         let snapshot_file = path.join(SNAPSHOT_FILE);
-        let inspection =
-            Inspection::of(&storage, SnapshotFile::inspect(&snapshot_file)).map_err(|e| match e {
-                flash_layout::ScanError::Io { name, source } => ReplayError::Io { path: name, source },
-            })?;
+        let snapshots = SnapshotFile::inspect(&snapshot_file).map_err(|e| match e {
+            flash_layout::SnapshotError::Io { path, source } => ReplayError::Io { path, source },
+            other => ReplayError::SnapshotDatabase(other.to_string()),
+        })?;
+        let inspection = Inspection::of(&storage, snapshots).map_err(|e| match e {
+            flash_layout::ScanError::Io { name, source } => ReplayError::Io { path: name, source },
+        })?;
         let scan = inspection.scan.clone();
         let mut quarantine = Vec::new();
         let mut interrupted_writes = Vec::new();
@@ -230,6 +233,9 @@ impl DataDir {
         if let Some(r) = &self.inspection.refusal {
             return (Verdict::Refuses, Some(r.to_string()));
         }
+        if let Err(e) = flash_layout::boot::read_boot(&self.path) {
+            return (Verdict::Refuses, Some(e.to_string()));
+        }
         if let Err(why) = self.restored() {
             return (Verdict::Refuses, Some(why));
         }
@@ -250,6 +256,9 @@ impl DataDir {
     pub fn damage(&self) -> Option<ReplayError> {
         if let Some(r) = &self.inspection.refusal {
             return Some(ReplayError::Refused(r.to_string()));
+        }
+        if let Err(e) = flash_layout::boot::read_boot(&self.path) {
+            return Some(ReplayError::Refused(e.to_string()));
         }
         self.defect_damage().or_else(|| {
             if let Some((from, to)) = self.inspection.plan.lead {

@@ -225,7 +225,7 @@ fn mix(mut z: u64) -> u64 {
 
 /// Damages directory `d` in one of a dozen ways chosen by `seed`; returns what it did.
 fn damage(d: &std::path::Path, seed: u64) -> String {
-    damage_of(d, seed, 11)
+    damage_of(d, seed, 12)
 }
 
 /// One of the first `kinds` damages (the 10th combines two of the first nine).
@@ -287,6 +287,10 @@ fn damage_of(d: &std::path::Path, seed: u64, kinds: u64) -> String {
             let mut log = open_log(d);
             log.append(EVENT_VERSION + 1, b"from the future", 0, true).unwrap();
             "a record of a newer event version".into()
+        }
+        10 => {
+            fs::write(d.join("boot"), b"seven\n").unwrap();
+            "a damaged boot counter".into()
         }
         9 => {
             let a = damage_of(d, seed ^ 0x55, 9);

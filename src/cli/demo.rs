@@ -42,6 +42,10 @@ pub struct DemoArgs {
     /// Usage window: one record per busy link per window (1 ms to 1 h).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=HOUR_MS))]
     window_ms: u64,
+    /// Snapshot (and compact) once this many KiB of log were written since the last (1 to
+    /// 65536).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    snapshot_every_kib: u64,
     /// Longest a record waits for its fsync (0 to 1 h).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=HOUR_MS))]
     max_delay_ms: u64,
@@ -85,7 +89,11 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let system = System::new();
     system.block_on(async move {
         let clock = Clock::start(boot);
-        let journal = JournalConfig { max_delay_ms: args.max_delay_ms, ..JournalConfig::default() };
+        let journal = JournalConfig {
+            max_delay_ms: args.max_delay_ms,
+            snapshot_every_bytes: args.snapshot_every_kib * 1024,
+            ..JournalConfig::default()
+        };
         let log = LogWriter::new(opened.store, opened.state.clone(), journal, clock).start();
         let printer = DurablePrinter { last: 0 }.start();
         log.do_send(WatchDurable(printer.recipient()));

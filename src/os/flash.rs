@@ -10,10 +10,8 @@ use flash_layout::{
 };
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-
-const BOOT_FILE: &str = "boot";
 
 /// How the node's log and snapshots use flash.
 #[derive(Clone, Copy, Debug)]
@@ -91,46 +89,23 @@ impl fmt::Display for FlashError {
 
 impl std::error::Error for FlashError {}
 
-/// Reads the boot counter in `dir`, increments it and writes it back durably. A missing file
-/// is the first boot. A damaged file is an error: the operator must look, because stamps of
-/// this boot could otherwise collide with an earlier one's. Call it once the data directory
-/// has opened ([`open`]): a refused start must not count as a boot. On error nothing is left
-/// behind (no temporary file).
+/// Increments the boot counter in `dir` durably and returns the new boot
+/// ([`flash_layout::boot`]). Call it once the data directory has opened ([`open`], which
+/// refuses a damaged counter before anything is written): a refused start must not count as a
+/// boot. On error nothing is left behind (no temporary file).
 pub fn next_boot(dir: &Path) -> Result<u32, FlashError> {
-    let path = dir.join(BOOT_FILE);
-    let previous = match fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse::<u32>().map_err(|e| FlashError::BootCounter {
-            path: path.clone(),
-            reason: format!("not a number ({e}): {:?}", text.trim()),
-        })?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-        Err(source) => return Err(FlashError::Io { path, source }),
-    };
-    let boot = previous
-        .checked_add(1)
-        .ok_or_else(|| FlashError::BootCounter { path: path.clone(), reason: "counter exhausted".into() })?;
-    write_atomic(&path, format!("{boot}\n").as_bytes()).map_err(|source| FlashError::Io { path, source })?;
-    Ok(boot)
+    flash_layout::boot::next_boot(dir).map_err(boot_error(dir))
 }
 
-/// Writes `bytes` to `path` through a temporary file, fsyncs, renames; on error the temporary
-/// file is removed (a full disk must not also keep half a file).
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let written = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
+fn boot_error(dir: &Path) -> impl Fn(flash_layout::boot::BootError) -> FlashError + '_ {
+    move |e| match e {
+        flash_layout::boot::BootError::Io { source, .. } => {
+            FlashError::Io { path: dir.join(flash_layout::boot::BOOT_FILE), source }
+        }
+        flash_layout::boot::BootError::Damaged { reason, .. } => {
+            FlashError::BootCounter { path: dir.join(flash_layout::boot::BOOT_FILE), reason }
+        }
     }
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 /// A recovered data directory.
@@ -222,6 +197,8 @@ pub struct Preflight {
     pub inspection: Inspection,
     /// The recovered state, or why it cannot be recovered (a refusal).
     pub restored: Result<Restored<NodeState>, FlashError>,
+    /// The boot counter, or why it cannot be read (a refusal).
+    pub boot: Result<Option<u32>, FlashError>,
 }
 
 impl Preflight {
@@ -229,6 +206,9 @@ impl Preflight {
     pub fn refusal(&self) -> Option<String> {
         if let Some(r) = &self.inspection.refusal {
             return Some(r.to_string());
+        }
+        if let Err(e) = &self.boot {
+            return Some(e.to_string());
         }
         self.restored.as_ref().err().map(ToString::to_string)
     }
@@ -242,7 +222,8 @@ pub fn preflight(dir: &Path) -> Result<Preflight, FlashError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => restore_inspected(&inspection, &MemStorage::new()),
         Err(source) => Err(FlashError::Io { path: dir.to_path_buf(), source }),
     };
-    Ok(Preflight { inspection, restored })
+    let boot = flash_layout::boot::read_boot(dir).map_err(boot_error(dir));
+    Ok(Preflight { inspection, restored, boot })
 }
 
 fn restore_inspected<S: Storage>(

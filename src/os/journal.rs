@@ -169,6 +169,8 @@ pub struct Journal<T, S: Storage = DirStorage> {
     oldest_pending: Option<Stamp>,
     failing: Option<Failing>,
     last_compaction: Option<Stamp>,
+    /// A snapshot failed: not tried again before this.
+    snapshot_retry_at: Option<Stamp>,
     now: Stamp,
     throttle: Throttle,
     payload: Vec<u8>,
@@ -192,6 +194,7 @@ impl<T, S: Storage> Journal<T, S> {
             oldest_pending: None,
             failing: None,
             last_compaction: None,
+            snapshot_retry_at: None,
             now,
             throttle: Throttle::default(),
             payload: Vec::with_capacity(64),
@@ -211,12 +214,18 @@ impl<T, S: Storage> Journal<T, S> {
             self.stats.dropped_effects += held.len() as u64;
             return self.settle();
         }
-        let total = events.len();
-        for (i, event) in events.into_iter().enumerate() {
-            if let Err(reason) = self.take_or_queue(Some(source.id), event) {
-                self.refuse(source.id, reason, (total - i) as u64, held.len() as u64);
-                return self.settle();
-            }
+        // What waits goes first, if there is room now (compaction, freed quarantine).
+        if !self.backlog.is_empty() && self.failing.is_none() {
+            self.make_room();
+            self.retry_backlog();
+        }
+        // All of the batch or none of it: its effects stand on all its events.
+        if let Err(reason) = self.can_take(&events) {
+            self.refuse(source.id, reason, events.len() as u64, held.len() as u64);
+            return self.settle();
+        }
+        for event in events {
+            self.take_or_queue(Some(source.id), event);
         }
         if !held.is_empty() {
             if self.backlog.is_empty() {
@@ -259,14 +268,24 @@ impl<T, S: Storage> Journal<T, S> {
         self.settle()
     }
 
-    /// Flushes whatever is pending now, back-off or not (shutdown); returns what that releases.
+    /// Flushes whatever is pending now, back-off or not (shutdown), and what the backlog can
+    /// still take; returns what that releases.
     pub fn flush(&mut self, now: Stamp) -> Settled<T> {
         self.now = now;
         if let Some(f) = &mut self.failing {
             f.retry_at = now;
         }
         self.flush_now();
-        self.settle()
+        let mut settled = self.settle();
+        // Taking from the backlog may leave records pending: write them too, until nothing is
+        // pending, a flush fails, or the backlog takes nothing more.
+        while self.store.log().pending_records() > 0 && self.failing.is_none() {
+            self.flush_now();
+            let more = self.settle();
+            settled.released.extend(more.released);
+            settled.refusals.extend(more.refusals);
+        }
+        settled
     }
 
     pub fn durable_seq(&self) -> Seq {
@@ -312,27 +331,18 @@ impl<T, S: Storage> Journal<T, S> {
         self.failing.is_some()
     }
 
-    /// Takes `event` into the store, or queues it behind the backlog. `Err` is a refusal.
-    fn take_or_queue(&mut self, source: Option<SourceId>, event: Event) -> Result<(), String> {
-        if self.backlog.is_empty() {
-            match self.take(&event, event.is_urgent()) {
-                Ok(()) => return Ok(()),
-                Err(StoreError::Full { .. }) => {
-                    if self.make_room() && self.take(&event, event.is_urgent()).is_ok() {
-                        return Ok(());
-                    }
-                    self.flash_full();
-                }
-                Err(e) => return Err(format!("the log cannot take this record: {e}")),
+    /// Whether every event of a batch can be taken or queued: each can be framed, and the
+    /// backlog has room for all of them (whatever the store takes at once needs less).
+    fn can_take(&mut self, events: &[Event]) -> Result<(), String> {
+        for event in events {
+            self.payload.clear();
+            codec::encode(event, &mut self.payload);
+            if let Err(e) = flash_layout::frame::check_record(EVENT_VERSION, &self.payload) {
+                // It could never be taken: queueing it would block everything behind it.
+                return Err(format!("the log cannot take this record ({}): {e}", event.kind_name()));
             }
         }
-        self.payload.clear();
-        codec::encode(&event, &mut self.payload);
-        if let Err(e) = flash_layout::frame::check_record(EVENT_VERSION, &self.payload) {
-            // It could never be taken: queueing it would block everything behind it.
-            return Err(format!("the log cannot take this record: {e}"));
-        }
-        if self.backlog_events >= self.config.backlog_limit {
+        if self.backlog_events + events.len() > self.config.backlog_limit {
             return Err(format!(
                 "flash full ({} of {} bytes used) and {} records already waiting",
                 self.store.usage_bytes(),
@@ -340,9 +350,27 @@ impl<T, S: Storage> Journal<T, S> {
                 self.backlog_events
             ));
         }
+        Ok(())
+    }
+
+    /// Takes `event` into the store, or queues it behind the backlog (room checked by
+    /// [`Self::can_take`]).
+    fn take_or_queue(&mut self, source: Option<SourceId>, event: Event) {
+        if self.backlog.is_empty() {
+            match self.take(&event, event.is_urgent()) {
+                Ok(()) => return,
+                Err(StoreError::Full { .. }) => {
+                    if self.make_room() && self.take(&event, event.is_urgent()).is_ok() {
+                        return;
+                    }
+                    self.flash_full();
+                }
+                // Framing was checked; `push` fails only on the budget or framing.
+                Err(e) => unreachable!("a checked record refused by the store: {e}"),
+            }
+        }
         self.backlog.push_back(Queued::Event { source, event });
         self.backlog_events += 1;
-        Ok(())
     }
 
     /// Pushes one record into the store (flushing if its policy says so) and folds it.
@@ -414,6 +442,11 @@ impl<T, S: Storage> Journal<T, S> {
             return false;
         }
         self.last_compaction = Some(self.now);
+        // Quarantine an operator removed frees space without a restart.
+        if let Err(e) = self.store.recount_quarantine() {
+            let now = self.now;
+            throttled_error!(self.throttle, "quarantine recount failed", now, error = %e, "cannot count the quarantine files");
+        }
         self.flush_now();
         self.snapshot_now();
         true
@@ -486,13 +519,19 @@ impl<T, S: Storage> Journal<T, S> {
         if seq == 0 || self.store.log().pending_records() > 0 {
             return;
         }
+        // After a failure, not before the back-off (the snapshot is retried from `settle`).
+        if self.snapshot_retry_at.is_some_and(|at| self.now < at) {
+            return;
+        }
         let bytes = self.shadow.encode_snapshot();
         match self.store.snapshot(seq, &bytes) {
             Ok(_) => {
+                self.snapshot_retry_at = None;
                 self.throttle.cleared("snapshot failed");
             }
             Err(e) => {
                 self.stats.failed_snapshots += 1;
+                self.snapshot_retry_at = Some(self.now.plus_ms(self.config.compact_every_ms));
                 let now = self.now;
                 throttled_error!(self.throttle, "snapshot failed", now, error = %e, "snapshot failed");
             }

@@ -324,39 +324,91 @@ fn pieces(s: &MemStorage, name: &str) -> Vec<(String, u64, Vec<u8>)> {
         .collect()
 }
 
-/// A segment-named file that is not a segment (shorter than a header, or without the segment
-/// magic and without a frame of ours), with nothing valid after it, is not a torn tail:
-/// segment headers are written atomically. Recovery removes it only after copying it to
-/// quarantine, and it takes no seq (it never held a record).
+/// A segment-named file shorter than a header never held one (headers are written
+/// atomically), so never a record: it is foreign, quarantined and removed, and takes no seq.
+/// A longer one with no segment magic and no intact frame may be one of ours destroyed by rot
+/// (found by review): its bytes are quarantined and as many seqs as they could have held
+/// become a hole, so none is reused.
 #[test]
-fn a_stray_segment_named_file_is_quarantined_and_removed() {
+fn a_stray_or_destroyed_segment_named_file_is_quarantined_and_never_gives_seqs_away() {
     let stray = segment_name(6);
-    for bytes in [
-        &b"hello"[..],    // short, not the magic
-        &b""[..],         // empty
-        &b"LMSG\x01"[..], // short, a magic prefix
-        &[b'x'; 64][..],  // long, not the magic
-        &[0u8; 40][..],   // zeros
+    for (bytes, lost_seqs) in [
+        (&b"hello"[..], None),      // short, not the magic
+        (&b""[..], None),           // empty
+        (&b"LMSG\x01"[..], None),   // short, a magic prefix
+        (&[b'x'; 64][..], Some(4)), // long, not the magic: (64 - 32) / 8 seqs
+        (&[0u8; 40][..], Some(1)),  // zeros
     ] {
         let mut storage = filled(5, config(100, 1 << 20)).into_storage();
         storage.write_atomic(&stray, bytes).unwrap();
-        let (log, rec) = Log::open(storage, config(100, 1 << 20)).unwrap();
+        let (mut log, rec) = Log::open(storage, config(100, 1 << 20)).unwrap();
         let d = &rec.damage[0];
-        assert_eq!(
-            (d.kind, d.segment.as_str(), d.len, d.seqs()),
-            (DamageKind::Foreign, stray.as_str(), bytes.len() as u64, 0),
-            "{bytes:?}"
-        );
+        match lost_seqs {
+            None => {
+                assert_eq!(
+                    (d.kind, d.len, d.seqs()),
+                    (DamageKind::Foreign, bytes.len() as u64, 0),
+                    "{bytes:?}"
+                );
+                assert!(!log.storage().list().unwrap().contains(&stray));
+            }
+            Some(n) => assert_eq!((d.kind, d.from_seq, d.seqs()), (DamageKind::Lost, 6, n), "{bytes:?}"),
+        }
         if bytes.is_empty() {
             assert_eq!(rec.quarantined, None);
         } else {
-            let q = rec.quarantined.clone().expect("the foreign bytes are kept");
+            let q = rec.quarantined.clone().expect("the bytes are kept");
             assert_eq!(q, quarantine_name(6, 0));
             assert_eq!(pieces(log.storage(), &q), vec![(stray.clone(), 0, bytes.to_vec())]);
         }
-        assert!(!log.storage().list().unwrap().contains(&stray));
-        assert_eq!((rec.records, log.last_seq()), (5, 5));
+        assert_eq!(rec.records, 5);
+        let next = log.append(1, b"new", 0, true).unwrap().seq;
+        assert_eq!(next, 6 + lost_seqs.unwrap_or(0), "{bytes:?}");
     }
+}
+
+/// Review (issue 8): a one-bit flip that zeroes the version byte of the last durable frame
+/// made it look like garbage from a crash: cut as a torn tail, its seq reused.
+#[test]
+fn a_zeroed_version_byte_in_the_last_frame_is_lost_data() {
+    let mut log = filled(10, config(100, 1 << 20));
+    let name = segment_name(1);
+    let last = frame_start(&log.storage().read(&name).unwrap(), 9) as usize;
+    log.storage_mut().bytes_mut(&name).unwrap()[last + 1] = 0;
+    let (mut log, rec) = Log::open(log.into_storage(), config(100, 1 << 20)).unwrap();
+    assert_eq!(
+        (rec.damage[0].kind, rec.damage[0].from_seq, rec.damage[0].to_seq),
+        (DamageKind::Lost, 10, 11)
+    );
+    assert_eq!(log.append(1, b"new", 0, true).unwrap().seq, 11);
+}
+
+/// Review (issue 8): a hole takes any number of seqs in 16 bytes, so damage to one defeated
+/// the search for the next intact frame (which assumed n bytes hold at most n / 8 seqs): the
+/// records after it were cut and their seqs reused. Records after a hole written by recovery
+/// now start a new segment, and the search looks further where holes may be.
+#[test]
+fn a_damaged_hole_frame_loses_no_record_after_it() {
+    // 10 records; the 5th damaged, so recovery writes a hole for it mid-segment.
+    let mut log = filled(10, config(1000, 1 << 20));
+    let name = segment_name(1);
+    let fifth = frame_start(&log.storage().read(&name).unwrap(), 4) as usize;
+    log.storage_mut().bytes_mut(&name).unwrap()[fifth + 9] ^= 0x01;
+    let (mut log, rec) = Log::open(log.into_storage(), config(1000, 1 << 20)).unwrap();
+    assert_eq!(rec.holes, vec![(5, 6)]);
+    // New records go to a new segment.
+    for seq in 11..=14 {
+        assert_eq!(log.append(1, &payload(seq), 0, true).unwrap().seq, seq);
+    }
+    assert_eq!(log.segments().last().map(|s| s.base_seq), Some(11));
+    // Now rot hits the hole frame itself (its count).
+    let data = log.storage().read(&name).unwrap();
+    let hole = data.iter().position(|&b| b == crate::frame::HOLE_MAGIC).unwrap();
+    log.storage_mut().bytes_mut(&name).unwrap()[hole + 9] ^= 0x40;
+    let (mut log, rec) = Log::open(log.into_storage(), config(1000, 1 << 20)).unwrap();
+    let seqs: Vec<u64> = records(&log, 1).iter().map(|r| r.0).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14], "{rec:?}");
+    assert_eq!(log.append(1, b"new", 0, true).unwrap().seq, 15);
 }
 
 /// A frame cut short in a segment that is not the last one is not a torn tail: the later

@@ -247,6 +247,32 @@ fn a_log_cut_below_the_snapshot_continues_after_it() {
     assert_continues(dir.path(), s, &snapshot, 51);
 }
 
+/// Review (issue 8): the hole a continuation after the snapshot writes, if rot later hits it,
+/// must not cost the records appended after it. They go to a new segment, whose header says
+/// where they start.
+#[test]
+fn a_damaged_continuation_hole_costs_no_record_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut damaged = snapshotted(dir.path());
+    damaged.remove(&segment_name(57)).unwrap();
+    damaged.truncate(&segment_name(43), frame(4) as u64 + 5).unwrap();
+    let (mut s, rec) = Store::open(damaged, snaps(dir.path()), cfg(), budget(1 << 20, 0)).unwrap();
+    assert_eq!(rec.holes, vec![(47, 51)]);
+    for v in [1001u64, 1002, 1003] {
+        s.append(1, &v.to_le_bytes(), 0, true).unwrap();
+    }
+    assert_eq!(segment_files(s.log().storage()).last(), Some(&segment_name(51)));
+    let mut storage = s.log.into_storage();
+    drop(s.snapshots);
+    let seg = storage.read(&segment_name(43)).unwrap();
+    let hole = seg.iter().rposition(|&b| b == crate::frame::HOLE_MAGIC).unwrap();
+    storage.bytes_mut(&segment_name(43)).unwrap()[hole + 10] ^= 0x10;
+    let (s, rec) = Store::open(storage, snaps(dir.path()), cfg(), budget(1 << 20, 0)).unwrap();
+    assert_eq!(rec.holes, vec![(47, 51)], "the same seqs, from the next segment's base");
+    let want: Vec<u64> = (1..=50).chain([1001, 1002, 1003]).collect();
+    assert_eq!(restore_list(&s), (want, 53));
+}
+
 /// With no segment left at all, the log continues after the snapshot in a new empty segment.
 /// Were the snapshots lost too, the log still says where it starts: the store refuses rather
 /// than replaying an empty log as if it were the whole history.
@@ -265,6 +291,27 @@ fn no_segment_left_continues_after_the_snapshot_and_without_it_refuses() {
     let other = tempfile::tempdir().unwrap();
     let err = Store::open(storage, snaps(other.path()), cfg(), budget(1 << 20, 0)).unwrap_err();
     assert!(matches!(err, StoreError::Refused(Refusal::NoSnapshotForStart { first_seq: 51, .. })), "{err}");
+}
+
+/// Review (issue 8): the first segments gone, with a snapshot that covers less than what is
+/// gone: the seqs between the snapshot and the first segment become a hole segment, and the
+/// store opens (the inspection's dry-run restore agreed before: it used to see a gap and
+/// refuse what recovery would repair).
+#[test]
+fn first_segments_lost_after_the_snapshot_become_a_hole_and_the_store_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut damaged = snapshotted(dir.path()); // segments 29, 43, 57; snapshots 30, 50
+    damaged.remove(&segment_name(29)).unwrap();
+    damaged.remove(&segment_name(43)).unwrap();
+    let inspection = Inspection::of(&damaged, SnapshotFile::of(&snaps(dir.path())).unwrap()).unwrap();
+    assert_eq!((inspection.refusal.clone(), inspection.plan.lead), (None, Some((51, 57))));
+    let dry = inspection.restore(&damaged, list_decode, Vec::new, list_apply).unwrap();
+    let want: Vec<u64> = (1..=50).chain(57..=60).collect();
+    assert_eq!((dry.state.clone(), dry.last_seq), (want.clone(), 60));
+    let (s, rec) = Store::open(damaged, snaps(dir.path()), cfg(), budget(1 << 20, 0)).unwrap();
+    assert_eq!(rec.holes, vec![(51, 57)]);
+    assert_eq!(segment_files(s.log().storage())[0], segment_name(51));
+    assert_eq!(restore_list(&s), (want, 60));
 }
 
 /// Every piece of every quarantine file in `after` is a byte-exact copy of `before`, and no

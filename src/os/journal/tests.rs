@@ -244,6 +244,30 @@ fn refused_records_drop_their_effects_and_the_source_resyncs() {
     assert!(!out.contains(&"stale"));
 }
 
+/// Review (issue 8): a refusal in the middle of a batch dropped the effects of the events before
+/// it that the log did take. A batch is now taken whole or refused whole.
+#[test]
+fn a_batch_is_taken_whole_or_refused_whole() {
+    let tight = Budget {
+        max_bytes: empty_store_bytes() + 200,
+        urgent_reserve_bytes: 60,
+        retention: Retention { min_records: 1_000_000, min_bytes: 1 << 30 },
+    };
+    let mut f = journal(tight, JournalConfig { backlog_limit: 4, ..JournalConfig::default() });
+    let j = &mut f.journal;
+    // Fill the flash, then the backlog up to 2 of 4.
+    let mut n = 0;
+    while j.backlog() < 2 {
+        assert!(j.append(at(n), A, vec![usage(n)], vec![]).refusals.is_empty());
+        n += 1;
+    }
+    let taken = j.state().usage.links[&Link::new(1, 2)].records;
+    let s = j.append(at(n), A, vec![usage(100), usage(101), usage(102)], vec!["three"]);
+    assert_eq!(s.refusals.len(), 1, "3 records do not fit in a backlog with room for 2");
+    assert_eq!((j.backlog(), j.refused()), (2, 3), "none of the batch was taken");
+    assert_eq!(j.state().usage.links[&Link::new(1, 2)].records, taken);
+}
+
 /// Regression (issue 8): quarantine files (left by recovery) filling the budget let reports
 /// go out with no record written at all. They count against the budget; nothing is released
 /// for a record that could not be written.
@@ -269,6 +293,18 @@ fn quarantine_filling_the_budget_releases_nothing_unwritten() {
     assert!(out.is_empty(), "nothing was written, so nothing may go out: {out:?}");
     assert_eq!(refused, 1);
     assert!(durable_records(j).iter().all(|e| matches!(e, Event::Incident(_))));
+    // Review (issue 8): the operator removes the quarantine file; the journal counts it again
+    // when it next makes room, without a restart, and what waited is written.
+    j.store_mut().log_mut().storage_mut().remove("quarantine-0000000000000001.bin").unwrap();
+    let waiting = j.backlog();
+    let resynced = Source { epoch: 1, ..A };
+    let mut out = Vec::new();
+    for n in 20..40 {
+        out.extend(released(j.append(at(n * 1000), resynced, vec![usage(n)], vec!["report"])));
+        out.extend(released(j.flush(at(n * 1000))));
+    }
+    assert_eq!(out.len(), waiting + 20, "what waited, then the new reports, go out once the space is back");
+    assert_eq!(j.backlog(), 0);
 }
 
 #[test]
