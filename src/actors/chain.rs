@@ -20,7 +20,6 @@ use super::clock::Clock;
 use super::driver::{Deliver, Input};
 use crate::events::billing::{BillingEffect, BillingInput};
 use crate::events::chain::{ChainCommand, ChainObservation};
-use crate::os::chain::alloy::request_kind;
 use crate::os::chain::ChainAdapter;
 use crate::os::throttle::Throttle;
 use crate::throttled_error;
@@ -86,7 +85,7 @@ impl<C: ChainAdapter + Send + Sync + 'static> Handler<Execute> for ChainExecutor
             let reason = format!("{MAX_IN_FLIGHT} chain calls already outstanding");
             let now = self.clock.now();
             throttled_error!(self.throttle, "chain busy", now, ?command, "chain executor busy");
-            let request = request_kind(&command);
+            let request = command.request_kind();
             self.reply.do_send(Input(BillingInput::Chain(ChainObservation::RpcFailed { request, reason })));
             return;
         }

@@ -183,6 +183,21 @@ pub enum ChainCommand {
     },
 }
 
+impl ChainCommand {
+    /// The request kind this command's failure is reported as (`RpcFailed { request, .. }`):
+    /// the one mapping every adapter and the executor use.
+    pub fn request_kind(&self) -> ChainRequestKind {
+        match self {
+            ChainCommand::Sign { id, .. } => ChainRequestKind::Sign(*id),
+            ChainCommand::Send { id, .. } => ChainRequestKind::Send(*id),
+            ChainCommand::QueryReceipt { id, .. } => ChainRequestKind::Receipt(*id),
+            ChainCommand::QueryHead => ChainRequestKind::Head,
+            ChainCommand::QueryNonce => ChainRequestKind::Nonce,
+            ChainCommand::ScanIncoming { .. } => ChainRequestKind::Incoming,
+        }
+    }
+}
+
 /// A transfer of the asset seen on chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transfer {
@@ -270,6 +285,26 @@ mod tests {
         let json = serde_json::to_string(&big).expect("json");
         assert_eq!(json, format!("\"{}\"", u128::MAX - 7));
         assert_eq!(serde_json::from_str::<Amount>(&json).expect("json back"), big);
+    }
+
+    /// A failure names the request it answers, with the payment it concerns: the payments
+    /// machine retries by this, so every command must map to its own kind.
+    #[test]
+    fn every_command_reports_its_own_request_kind() {
+        let id = PaymentId(4);
+        for (command, kind) in [
+            (
+                ChainCommand::Sign { id, to: Address([7; 20]), amount: Amount(1), nonce: 0 },
+                ChainRequestKind::Sign(id),
+            ),
+            (ChainCommand::Send { id, raw: vec![1, 2, 3] }, ChainRequestKind::Send(id)),
+            (ChainCommand::QueryReceipt { id, tx_hash: TxHash([1; 32]) }, ChainRequestKind::Receipt(id)),
+            (ChainCommand::QueryHead, ChainRequestKind::Head),
+            (ChainCommand::QueryNonce, ChainRequestKind::Nonce),
+            (ChainCommand::ScanIncoming { from_block: 1, to_block: 2 }, ChainRequestKind::Incoming),
+        ] {
+            assert_eq!(command.request_kind(), kind, "{command:?}");
+        }
     }
 
     #[test]

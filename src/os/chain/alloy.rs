@@ -262,7 +262,7 @@ impl AlloyChain {
 
     /// Answers one command. Never panics; every failure is an observation.
     pub async fn execute(&self, command: ChainCommand) -> ChainObservation {
-        let kind = request_kind(&command);
+        let kind = command.request_kind();
         let answer = match command {
             ChainCommand::Sign { id, to, amount, nonce } => self.sign(id, to, amount, nonce).await,
             ChainCommand::Send { id, raw } => return self.send(id, &raw).await,
@@ -523,18 +523,6 @@ impl AlloyChain {
             amount: Amount(amount),
             block,
         }))
-    }
-}
-
-/// The request kind a command's failure is reported as.
-pub fn request_kind(command: &ChainCommand) -> ChainRequestKind {
-    match command {
-        ChainCommand::Sign { id, .. } => ChainRequestKind::Sign(*id),
-        ChainCommand::Send { id, .. } => ChainRequestKind::Send(*id),
-        ChainCommand::QueryReceipt { id, .. } => ChainRequestKind::Receipt(*id),
-        ChainCommand::QueryHead => ChainRequestKind::Head,
-        ChainCommand::QueryNonce => ChainRequestKind::Nonce,
-        ChainCommand::ScanIncoming { .. } => ChainRequestKind::Incoming,
     }
 }
 

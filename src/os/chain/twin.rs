@@ -242,14 +242,7 @@ impl ChainTwin {
 
     /// Answers one request from `account`, as a node would (or with an injected fault).
     pub fn handle(&mut self, account: Address, command: ChainCommand) -> ChainObservation {
-        let kind = match &command {
-            ChainCommand::Sign { id, .. } => ChainRequestKind::Sign(*id),
-            ChainCommand::Send { id, .. } => ChainRequestKind::Send(*id),
-            ChainCommand::QueryReceipt { id, .. } => ChainRequestKind::Receipt(*id),
-            ChainCommand::QueryHead => ChainRequestKind::Head,
-            ChainCommand::QueryNonce => ChainRequestKind::Nonce,
-            ChainCommand::ScanIncoming { .. } => ChainRequestKind::Incoming,
-        };
+        let kind = command.request_kind();
         // Signing is local to the node: it does not fail with the RPC.
         if !matches!(kind, ChainRequestKind::Sign(_)) && self.fault(self.faults.rpc_failure_ppm) {
             self.rpc_failures += 1;
