@@ -23,9 +23,9 @@ use lastmile::events::usage::{CounterSample, Link};
 use lastmile::events::{Machine, Stamp};
 use lastmile::machines::billing::{BillingConfig, BillingLedger, BillingMachine};
 use lastmile::machines::usage::{UsageConfig, UsageLedger};
-use lastmile::os::chain::twin::ChainFaults;
 use lastmile::rng::SplitMix64;
 use lastmile::sim::billing::{BillingSim, SimConfig, Topology};
+use lastmile::sim::chain::ChainFaults;
 use std::time::Instant;
 
 fn figure(name: &str, value: f64, unit: &str) {

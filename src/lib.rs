@@ -5,6 +5,8 @@
 //! - `cli` — the command line (daemon feature)
 //! - `actors` — the actix shell: drivers, log writer, clock (daemon feature)
 //! - `os` — adapters to the outside world, each with an in-memory twin (daemon feature)
+//! - [`sim`] — deterministic simulations in virtual time, the chain twin and the shared test
+//!   driver: simulation and test support, pure (built without the daemon feature)
 //! - [`machines`] — pure sans-IO state machines
 //! - [`wire`] — pure codecs
 //! - [`events`] — the vocabulary: stamps, sequence numbers, inputs, events, effects
@@ -15,6 +17,7 @@
 pub mod events;
 pub mod machines;
 pub mod rng;
+pub mod sim;
 pub mod wire;
 
 #[cfg(feature = "daemon")]
@@ -23,5 +26,3 @@ pub mod actors;
 pub mod cli;
 #[cfg(feature = "daemon")]
 pub mod os;
-#[cfg(feature = "daemon")]
-pub mod sim;

@@ -9,9 +9,9 @@
 use lastmile::events::billing::{Enforcement, OperatorCommand, Thresholds};
 use lastmile::events::chain::Amount;
 use lastmile::events::Event;
-use lastmile::os::chain::twin::ChainFaults;
 use lastmile::rng::SplitMix64;
 use lastmile::sim::billing::{BillingSim, Cheat, Crash, SimConfig, Topology};
+use lastmile::sim::chain::ChainFaults;
 use quickcheck::{QuickCheck, TestResult};
 
 fn run(config: SimConfig) -> BillingSim {

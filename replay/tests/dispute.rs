@@ -16,7 +16,7 @@ use lastmile::events::usage::{CounterSample, Link, NeighbourId};
 use lastmile::events::{Event, Machine, Stamp};
 use lastmile::machines::billing::{BillingConfig, BillingLedger, BillingMachine};
 use lastmile::machines::usage::{UsageConfig, UsageLedger};
-use lastmile::os::chain::twin::{ChainFaults, ChainTwin};
+use lastmile::sim::chain::{ChainFaults, ChainTwin};
 use replay::dispute::{self, Options, Selector, VerdictKind};
 use replay::error::{EXIT_NOT_COMPARABLE, EXIT_UNDERPAID};
 use replay::DataDir;

@@ -111,7 +111,7 @@ impl<C: ChainAdapter + Send + Sync + 'static> Handler<Execute> for ChainExecutor
 mod tests {
     use super::*;
     use crate::events::chain::{Address, Amount, PaymentId};
-    use crate::os::chain::twin::{ChainFaults, ChainTwin};
+    use crate::sim::chain::{ChainFaults, ChainTwin};
     use std::sync::Mutex;
     use std::time::Duration;
 

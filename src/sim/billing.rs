@@ -45,8 +45,8 @@ use crate::events::{Event, Fold, Machine, Stamp};
 use crate::machines::billing::{BillingConfig, BillingMachine};
 use crate::machines::usage::UsageConfig;
 use crate::machines::NodeState;
-use crate::os::chain::twin::{ChainFaults, ChainTwin};
 use crate::rng::SplitMix64;
+use crate::sim::chain::{ChainFaults, ChainTwin};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 

@@ -319,6 +319,5 @@ impl Machine for BillingMachine {
     }
 }
 
-// The tests drive payments against the chain twin, which lives with the adapters.
-#[cfg(all(test, feature = "daemon"))]
+#[cfg(test)]
 mod tests;

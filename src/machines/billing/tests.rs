@@ -6,7 +6,7 @@ use crate::events::chain::{ChainObservation, Inclusion, PaymentId, TxHash};
 use crate::events::usage::{CounterSample, Link, NeighbourId};
 use crate::events::Fold;
 use crate::events::Release;
-use crate::os::chain::twin::{ChainFaults, ChainTwin};
+use crate::sim::chain::{ChainFaults, ChainTwin};
 
 const US: Address = Address([0xaa; 20]);
 const N1: NeighbourId = NeighbourId(1);

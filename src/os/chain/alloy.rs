@@ -1,5 +1,5 @@
 //! The chain adapter for a real node: answers the payments machine's [`ChainCommand`]s over
-//! JSON-RPC with alloy, the way the twin ([`super::twin::ChainTwin`]) answers them in memory.
+//! JSON-RPC with alloy, the way the twin ([`crate::sim::chain::ChainTwin`]) answers them in memory.
 //!
 //! - `Sign` builds a transfer of the configured [`Asset`] (a native value transfer, or an
 //!   ERC-20 `transfer(to, amount)` call) with exactly the given nonce and signs it locally.

@@ -1,9 +1,9 @@
-//! The chain: where payments settle. [`twin::ChainTwin`] is the in-memory twin used by
-//! simulations and tests; [`alloy::AlloyChain`] is the adapter for a real node (anvil in
-//! tests). The executor actor (`actors::chain`) runs any [`ChainAdapter`].
+//! The chain: where payments settle. [`alloy::AlloyChain`] is the adapter for a real node
+//! (anvil in tests); its in-memory twin, [`crate::sim::chain::ChainTwin`], lives with the
+//! simulations so that pure tests can use it without the daemon feature. The executor actor
+//! (`actors::chain`) runs any [`ChainAdapter`].
 
 pub mod alloy;
-pub mod twin;
 
 use crate::events::chain::{ChainCommand, ChainObservation};
 use std::future::Future;

@@ -1,6 +1,8 @@
 //! The in-memory twin of the chain: accounts, nonces, a mempool, blocks, reorgs and RPC
 //! faults, all deterministic. Simulations and tests drive every node's payments against one
-//! twin; the real adapter (alloy against anvil or a real node) sits beside it.
+//! twin; the real adapter (`os::chain::alloy`, against anvil or a real node) answers the same
+//! commands the same way. It lives here, outside the shell, so that the billing machine's unit
+//! tests and the simulators build without the daemon feature.
 //!
 //! It answers [`ChainCommand`]s from a given account the way an honest node would, except
 //! where a fault is injected. "Signing" is a deterministic encoding with a 256-bit digest:
