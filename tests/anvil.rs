@@ -40,6 +40,7 @@ use lastmile::machines::usage::UsageConfig;
 use lastmile::os::chain::alloy::{AlloyChain, AlloyConfig};
 use lastmile::os::flash::{self, FlashConfig};
 use lastmile::os::journal::{Journal, JournalConfig, Source, SourceId};
+use lastmile::sim::drive;
 
 /// The billing machine is the one source of events in this harness.
 const BILLING: Source = Source { id: SourceId(1), epoch: 0 };
@@ -329,8 +330,7 @@ impl Node {
                 return;
             }
             let live = self.live();
-            let due = live.machine.poll_timeout().filter(|(at, _)| *at <= Stamp::new(live.boot, target));
-            let Some((at, timer)) = due else { break };
+            let Some((at, timer)) = drive::due(&live.machine, Stamp::new(live.boot, target)) else { break };
             live.tick_ms = live.tick_ms.max(at.tick_ms);
             let now = Stamp::new(live.boot, live.tick_ms);
             live.machine.handle_timeout(now, timer);
@@ -353,12 +353,10 @@ impl Node {
             let head = self.head;
             let live = self.live.as_mut().expect("running");
             let now = Stamp::new(live.boot, live.tick_ms);
-            let mut events = Vec::new();
-            while let Some(e) = live.machine.poll_event() {
-                events.push(e);
-            }
+            // The log writer takes a whole batch: every event, then every effect.
+            let drive::Drained { events, effects } = drive::drain(&mut live.machine);
             let (mut now_cmds, mut held, mut inputs) = (Vec::new(), Vec::new(), Vec::new());
-            while let Some(effect) = live.machine.poll_effect() {
+            for effect in effects {
                 match (effect.action, effect.release) {
                     (BillingEffect::Chain(c), Release::WhenDurable) => held.push(c),
                     (BillingEffect::Chain(c), Release::Immediately) => now_cmds.push(c),

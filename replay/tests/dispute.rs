@@ -13,10 +13,11 @@ use lastmile::events::billing::{
 };
 use lastmile::events::chain::{Address, Amount};
 use lastmile::events::usage::{CounterSample, Link, NeighbourId};
-use lastmile::events::{Event, Machine, Stamp};
+use lastmile::events::{Effect, Event, Stamp};
 use lastmile::machines::billing::{BillingConfig, BillingLedger, BillingMachine};
 use lastmile::machines::usage::{UsageConfig, UsageLedger};
 use lastmile::sim::chain::{ChainFaults, ChainTwin};
+use lastmile::sim::drive::{self, Flow};
 use replay::dispute::{self, Options, Selector, VerdictKind};
 use replay::error::{EXIT_NOT_COMPARABLE, EXIT_UNDERPAID};
 use replay::DataDir;
@@ -79,29 +80,22 @@ impl Node {
     }
 
     fn input(&mut self, chain: &mut ChainTwin, at: Stamp, input: BillingInput) {
-        self.m.handle(at, input);
-        self.pump(chain, at);
+        drive::handle(
+            &mut self.m,
+            at,
+            input,
+            &mut ToLog { chain, address: self.address, store: &mut self.store },
+        );
+        self.store.flush().unwrap();
     }
 
     fn timeout(&mut self, chain: &mut ChainTwin, at: Stamp, timer: BillingTimer) {
-        self.m.handle_timeout(at, timer);
-        self.pump(chain, at);
-    }
-
-    /// Events to the log first (they are durable before any effect leaves), then effects.
-    fn pump(&mut self, chain: &mut ChainTwin, at: Stamp) {
-        loop {
-            while let Some(e) = self.m.poll_event() {
-                append(&mut self.store, &e);
-            }
-            let Some(effect) = self.m.poll_effect() else {
-                break;
-            };
-            if let BillingEffect::Chain(command) = effect.action {
-                let answer = chain.handle(self.address, command);
-                self.m.handle(at, BillingInput::Chain(answer));
-            }
-        }
+        drive::fire(
+            &mut self.m,
+            at,
+            timer,
+            &mut ToLog { chain, address: self.address, store: &mut self.store },
+        );
         self.store.flush().unwrap();
     }
 
@@ -111,6 +105,30 @@ impl Node {
             at,
             BillingInput::Counters(vec![CounterSample { link, tx_bytes: tx, rx_bytes: rx }]),
         );
+    }
+}
+
+/// The shell of one pump: events to the log first (they are durable before any effect
+/// leaves), chain commands answered by the twin, other effects dropped.
+struct ToLog<'a> {
+    chain: &'a mut ChainTwin,
+    address: Address,
+    store: &'a mut Store<DirStorage>,
+}
+
+impl drive::Shell<BillingMachine> for ToLog<'_> {
+    fn record(&mut self, _at: Stamp, event: Event) -> Flow {
+        append(self.store, &event);
+        Flow::Alive
+    }
+
+    fn execute(&mut self, _at: Stamp, effect: Effect<BillingEffect>) -> Option<BillingInput> {
+        match effect.action {
+            BillingEffect::Chain(command) => {
+                Some(BillingInput::Chain(self.chain.handle(self.address, command)))
+            }
+            _ => None,
+        }
     }
 }
 

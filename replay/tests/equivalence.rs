@@ -10,10 +10,11 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use lastmile::events::usage::{CounterSample, Link, UsageInput, UsageTimer};
-use lastmile::events::{Event, Machine, Stamp};
+use lastmile::events::usage::{CounterSample, Link, UsageEffect, UsageEvent, UsageInput, UsageTimer};
+use lastmile::events::{Effect, Event, Machine, Stamp};
 use lastmile::machines::usage::{UsageConfig, UsageLedger, UsageMachine};
 use lastmile::machines::NodeState;
+use lastmile::sim::drive::{self, Flow};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 use replay::state::{fold as fold_dir, Start};
 use replay::DataDir;
@@ -93,12 +94,29 @@ impl Node {
                 self.machine = UsageMachine::new(UsageConfig::default(), ledger, self.now);
             }
         }
-        while let Some(e) = self.machine.poll_event() {
-            let event = Event::Usage(e);
-            self.last_seq = append(store, &event);
-            lastmile::events::Fold::apply(&mut self.folded, &event);
-        }
-        while self.machine.poll_effect().is_some() {}
+        let mut shell = ToStore { store, folded: &mut self.folded, last_seq: &mut self.last_seq };
+        drive::pump(&mut self.machine, self.now, &mut shell);
+    }
+}
+
+/// Every event to the store and into the fold of what it holds; effects are dropped (the
+/// counters are read by the steps).
+struct ToStore<'a> {
+    store: &'a mut flash_layout::Store<flash_layout::DirStorage>,
+    folded: &'a mut NodeState,
+    last_seq: &'a mut u64,
+}
+
+impl drive::Shell<UsageMachine> for ToStore<'_> {
+    fn record(&mut self, _at: Stamp, event: UsageEvent) -> Flow {
+        let event = Event::Usage(event);
+        *self.last_seq = append(self.store, &event);
+        lastmile::events::Fold::apply(self.folded, &event);
+        Flow::Alive
+    }
+
+    fn execute(&mut self, _at: Stamp, _effect: Effect<UsageEffect>) -> Option<UsageInput> {
+        None
     }
 }
 

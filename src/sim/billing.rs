@@ -41,12 +41,13 @@ use crate::events::billing::{
 };
 use crate::events::chain::{Address, Amount};
 use crate::events::usage::{CounterSample, DestinationId, Link, NeighbourId};
-use crate::events::{Event, Fold, Machine, Stamp};
+use crate::events::{Effect, Event, Fold, Machine, Stamp};
 use crate::machines::billing::{BillingConfig, BillingMachine};
 use crate::machines::usage::UsageConfig;
 use crate::machines::NodeState;
 use crate::rng::SplitMix64;
 use crate::sim::chain::{ChainFaults, ChainTwin};
+use crate::sim::drive::{self, Flow};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
@@ -279,6 +280,40 @@ pub struct BillingSim {
     reset_rng: SplitMix64,
     order_rng: SplitMix64,
     mine_rng: SplitMix64,
+}
+
+/// The simulated world as node `id`'s shell: its log, the chain twin, its kernel counters and
+/// the shaper, for one [`drive::pump`].
+struct World<'a> {
+    sim: &'a mut BillingSim,
+    id: usize,
+}
+
+impl drive::Shell<BillingMachine> for World<'_> {
+    fn record(&mut self, _at: Stamp, event: Event) -> Flow {
+        self.sim.record(self.id, event)
+    }
+
+    fn execute(&mut self, _at: Stamp, effect: Effect<BillingEffect>) -> Option<BillingInput> {
+        let (sim, id) = (&mut *self.sim, self.id);
+        match effect.action {
+            BillingEffect::ReadCounters => sim.read_counters(id),
+            BillingEffect::Chain(command) => {
+                let asked = sim.trace_node.filter(|t| *t == id).map(|_| format!("{command:?}"));
+                let answer = sim.chain.handle(sim.nodes[id].address, command);
+                if let Some(asked) = asked {
+                    sim.trace.push(format!("{} head {} {asked} -> {answer:?}", sim.now_ms, sim.chain.head()));
+                }
+                return Some(BillingInput::Chain(answer));
+            }
+            BillingEffect::Enforce { neighbour, level } => {
+                let payer = sim.nodes[id].global(neighbour);
+                sim.enforcements.push(Enforced { at_ms: sim.now_ms, payee: id, payer, level });
+            }
+            BillingEffect::Refused { reason } => sim.refusals.push((id, reason)),
+        }
+        None
+    }
 }
 
 fn address_of(node: usize) -> Address {
@@ -541,55 +576,29 @@ impl BillingSim {
         self.pump(id);
     }
 
-    /// Drains the machine: events into its log (where a crash may cut), then effects.
+    /// Drains the machine through the shared driver ([`drive::pump`]): events into its log
+    /// (where a crash may cut), then effects, each carried out by the world ([`World`]).
     fn pump(&mut self, id: usize) {
-        loop {
-            let at = self.stamp(id);
-            let Some(m) = self.nodes[id].machine.as_mut() else { return };
-            let events: Vec<Event> = std::iter::from_fn(|| m.poll_event()).collect();
-            for e in events {
-                if self.record(id, e) {
-                    let node = &mut self.nodes[id];
-                    node.machine = None;
-                    node.crashes += 1;
-                    let down = self.config.crash.map_or(0, |c| c.down_ms);
-                    self.schedule(self.now_ms + down, Action::Restart { node: id });
-                    return;
-                }
-            }
-            let node = &mut self.nodes[id];
-            let Some(m) = node.machine.as_mut() else { return };
-            let Some(effect) = m.poll_effect() else { return };
-            match effect.action {
-                BillingEffect::ReadCounters => self.read_counters(id),
-                BillingEffect::Chain(command) => {
-                    let asked = self.trace_node.filter(|t| *t == id).map(|_| format!("{command:?}"));
-                    let answer = self.chain.handle(node.address, command);
-                    if let Some(asked) = asked {
-                        self.trace.push(format!(
-                            "{} head {} {asked} -> {answer:?}",
-                            self.now_ms,
-                            self.chain.head()
-                        ));
-                    }
-                    m.handle(at, BillingInput::Chain(answer));
-                }
-                BillingEffect::Enforce { neighbour, level } => {
-                    let payer = node.global(neighbour);
-                    self.enforcements.push(Enforced { at_ms: self.now_ms, payee: id, payer, level });
-                }
-                BillingEffect::Refused { reason } => self.refusals.push((id, reason)),
+        let at = self.stamp(id);
+        // Out of its node while it is driven, so the world can be borrowed whole.
+        let Some(mut machine) = self.nodes[id].machine.take() else { return };
+        match drive::pump(&mut machine, at, &mut World { sim: self, id }) {
+            Flow::Alive => self.nodes[id].machine = Some(machine),
+            Flow::Died => {
+                self.nodes[id].crashes += 1;
+                let down = self.config.crash.map_or(0, |c| c.down_ms);
+                self.schedule(self.now_ms + down, Action::Restart { node: id });
             }
         }
     }
 
-    /// Appends one event to node `id`'s log; true if the node dies at this boundary.
-    fn record(&mut self, id: usize, e: Event) -> bool {
+    /// Appends one event to node `id`'s log; `Died` if the node dies at this boundary.
+    fn record(&mut self, id: usize, e: Event) -> Flow {
         let node = &mut self.nodes[id];
         let crash =
             self.config.crash.filter(|c| c.node == id && node.crashes == 0 && node.log_len + 1 == c.at_event);
         if crash.is_some_and(|c| !c.keep_last) {
-            return true;
+            return Flow::Died;
         }
         if let Event::Billing(BillingEvent::PaymentSigned { id: payment, tx_hash, .. }) = &e {
             self.signed.insert(*tx_hash, (id, payment.0));
@@ -599,7 +608,11 @@ impl BillingSim {
         if self.config.keep_logs {
             node.log.push(e);
         }
-        crash.is_some()
+        if crash.is_some() {
+            Flow::Died
+        } else {
+            Flow::Alive
+        }
     }
 
     /// The kernel answers a counter read: maybe one link was reset just before; the cheat

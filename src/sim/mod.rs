@@ -1,5 +1,6 @@
 //! Deterministic simulations of many nodes' machines in virtual time, with seeded faults, and
-//! what they and the tests share: the in-memory chain twin ([`chain`]).
+//! what they and the tests share: the in-memory chain twin ([`chain`]) and the one drive loop
+//! ([`drive`]).
 //!
 //! Simulation and test support, not part of a node: a router never runs this code. It is pure
 //! (no runtime, no sockets, no files, no clocks), so it builds without the `daemon` feature and
@@ -10,3 +11,4 @@ pub mod alloc;
 pub mod babel;
 pub mod billing;
 pub mod chain;
+pub mod drive;

@@ -7,6 +7,7 @@ use crate::events::usage::{CounterSample, Link, NeighbourId};
 use crate::events::Fold;
 use crate::events::Release;
 use crate::sim::chain::{ChainFaults, ChainTwin};
+use crate::sim::drive;
 
 const US: Address = Address([0xaa; 20]);
 const N1: NeighbourId = NeighbourId(1);
@@ -35,10 +36,16 @@ fn thresholds(pay: u128, enforce: u128) -> BillingInput {
     }))
 }
 
-/// One node's billing machine wired to the chain twin: chain effects are answered at once
-/// (in the order emitted), everything emitted is kept.
+/// One node's billing machine wired to the chain twin through the shared driver
+/// ([`drive`]): chain effects are answered at once (in the order emitted), everything emitted
+/// is kept in `seen`.
 struct Node {
     m: BillingMachine,
+    seen: Seen,
+}
+
+/// What the test shell saw of one node, and how it answers.
+struct Seen {
     address: Address,
     events: Vec<Event>,
     enforced: Vec<(NeighbourId, Enforcement)>,
@@ -51,6 +58,45 @@ struct Node {
     hold: bool,
 }
 
+/// The test shell for one pump: `seen` against `chain`.
+struct OnTwin<'a> {
+    chain: &'a mut ChainTwin,
+    seen: &'a mut Seen,
+}
+
+impl drive::Shell<BillingMachine> for OnTwin<'_> {
+    fn record(&mut self, _at: Stamp, event: Event) -> drive::Flow {
+        self.seen.events.push(event);
+        drive::Flow::Alive
+    }
+
+    fn execute(&mut self, _at: Stamp, effect: crate::events::Effect<BillingEffect>) -> Option<BillingInput> {
+        let seen = &mut *self.seen;
+        match effect.action {
+            BillingEffect::Chain(command) => {
+                if matches!(command, ChainCommand::Sign { .. } | ChainCommand::Send { .. }) {
+                    assert_eq!(effect.release, Release::WhenDurable, "{command:?} commits money");
+                }
+                seen.commands.push(command.clone());
+                if seen.hold {
+                    seen.held_chain.push(command);
+                    return None;
+                }
+                Some(BillingInput::Chain(self.chain.handle(seen.address, command)))
+            }
+            BillingEffect::Enforce { neighbour, level } => {
+                seen.enforced.push((neighbour, level));
+                None
+            }
+            BillingEffect::Refused { reason } => {
+                seen.refused.push(reason);
+                None
+            }
+            BillingEffect::ReadCounters => None,
+        }
+    }
+}
+
 impl Node {
     fn new(address: Address, ledger: BillingLedger, usage: UsageLedger, now: Stamp) -> Self {
         Self::with_config(BillingConfig { our_address: address, ..config() }, ledger, usage, now)
@@ -60,52 +106,24 @@ impl Node {
         let address = config.our_address;
         Node {
             m: BillingMachine::new(config, usage, ledger, now),
-            address,
-            events: Vec::new(),
-            enforced: Vec::new(),
-            refused: Vec::new(),
-            held_chain: Vec::new(),
-            commands: Vec::new(),
-            hold: false,
+            seen: Seen {
+                address,
+                events: Vec::new(),
+                enforced: Vec::new(),
+                refused: Vec::new(),
+                held_chain: Vec::new(),
+                commands: Vec::new(),
+                hold: false,
+            },
         }
     }
 
     fn input(&mut self, chain: &mut ChainTwin, at: Stamp, input: BillingInput) {
-        self.m.handle(at, input);
-        self.pump(chain, at);
+        drive::handle(&mut self.m, at, input, &mut OnTwin { chain, seen: &mut self.seen });
     }
 
     fn timeout(&mut self, chain: &mut ChainTwin, at: Stamp, timer: BillingTimer) {
-        self.m.handle_timeout(at, timer);
-        self.pump(chain, at);
-    }
-
-    fn pump(&mut self, chain: &mut ChainTwin, at: Stamp) {
-        loop {
-            while let Some(e) = self.m.poll_event() {
-                self.events.push(e);
-            }
-            let Some(effect) = self.m.poll_effect() else {
-                break;
-            };
-            match effect.action {
-                BillingEffect::Chain(command) => {
-                    if matches!(command, ChainCommand::Sign { .. } | ChainCommand::Send { .. }) {
-                        assert_eq!(effect.release, Release::WhenDurable, "{command:?} commits money");
-                    }
-                    self.commands.push(command.clone());
-                    if self.hold {
-                        self.held_chain.push(command);
-                        continue;
-                    }
-                    let answer = chain.handle(self.address, command);
-                    self.m.handle(at, BillingInput::Chain(answer));
-                }
-                BillingEffect::Enforce { neighbour, level } => self.enforced.push((neighbour, level)),
-                BillingEffect::Refused { reason } => self.refused.push(reason),
-                BillingEffect::ReadCounters => {}
-            }
-        }
+        drive::fire(&mut self.m, at, timer, &mut OnTwin { chain, seen: &mut self.seen });
     }
 
     /// For each stamp: a block is mined, then the chain timer fires.
@@ -125,13 +143,17 @@ impl Node {
     }
 
     fn billing_events(&self) -> Vec<&BillingEvent> {
-        self.events.iter().filter_map(|e| if let Event::Billing(b) = e { Some(b) } else { None }).collect()
+        self.seen
+            .events
+            .iter()
+            .filter_map(|e| if let Event::Billing(b) = e { Some(b) } else { None })
+            .collect()
     }
 
     /// The ledger folded from everything emitted, from empty.
     fn replayed(&self) -> BillingLedger {
         let mut l = BillingLedger::default();
-        for e in &self.events {
+        for e in &self.seen.events {
             l.apply(e);
         }
         l
@@ -192,15 +214,14 @@ fn a_crash_between_signing_and_sending_sends_the_same_transaction_once() {
     chain.fund(US, 1_000_000);
     let mut n = payer(&mut chain, 1000, 2);
     n.timeout(&mut chain, t(0), BillingTimer::Chain);
-    n.hold = true; // the shell dies before it can act on the Send
+    n.seen.hold = true; // the shell dies before it can act on the Send
     n.timeout(&mut chain, t(10_000), BillingTimer::Window);
     // Sign was held too; answer it by hand as the adapter would have, then crash.
     let sign =
-        n.held_chain.drain(..).find(|c| matches!(c, ChainCommand::Sign { .. })).expect("asked to sign");
+        n.seen.held_chain.drain(..).find(|c| matches!(c, ChainCommand::Sign { .. })).expect("asked to sign");
     let signed = chain.handle(US, sign);
-    n.m.handle(t(10_001), BillingInput::Chain(signed));
-    n.pump(&mut chain, t(10_001));
-    assert!(n.held_chain.iter().any(|c| matches!(c, ChainCommand::Send { .. })), "the send never left");
+    n.input(&mut chain, t(10_001), BillingInput::Chain(signed));
+    assert!(n.seen.held_chain.iter().any(|c| matches!(c, ChainCommand::Send { .. })), "the send never left");
     let ledger = n.replayed();
     let usage = n.m.usage().clone();
 
@@ -261,9 +282,9 @@ fn a_nonce_taken_by_another_transaction_fails_the_payment_and_the_debt_is_paid_a
     chain.fund(US, 1_000_000);
     let mut n = payer(&mut chain, 1000, 2);
     n.timeout(&mut chain, t(0), BillingTimer::Chain);
-    n.hold = true;
+    n.seen.hold = true;
     n.timeout(&mut chain, t(10_000), BillingTimer::Window);
-    n.hold = false;
+    n.seen.hold = false;
     // Meanwhile the same key pays someone else with nonce 0 (the key is used elsewhere).
     let other = match chain.handle(
         US,
@@ -274,7 +295,7 @@ fn a_nonce_taken_by_another_transaction_fails_the_payment_and_the_debt_is_paid_a
     };
     chain.handle(US, ChainCommand::Send { id: PaymentId(99), raw: other });
     chain.mine();
-    let sign = n.held_chain.drain(..).find(|c| matches!(c, ChainCommand::Sign { .. })).expect("sign");
+    let sign = n.seen.held_chain.drain(..).find(|c| matches!(c, ChainCommand::Sign { .. })).expect("sign");
     let signed = chain.handle(US, sign);
     n.input(&mut chain, t(10_001), BillingInput::Chain(signed));
     n.poll_then_mine(&mut chain, (0..8).map(|k| t(12_000 + 2_000 * k)));
@@ -299,7 +320,7 @@ fn incoming_transfers_count_once_only_when_buried_from_the_bound_address_to_us()
     n.timeout(&mut chain, t(0), BillingTimer::Chain);
     n.input(&mut chain, t(1), counters(0, 900)); // N1 owes 9000 > 5000
     n.timeout(&mut chain, t(10_000), BillingTimer::Window);
-    assert_eq!(n.enforced, vec![(N1, Enforcement::Throttled)]);
+    assert_eq!(n.seen.enforced, vec![(N1, Enforcement::Throttled)]);
     assert_eq!(n.m.ledger().account(N1).its_debt(), 9000);
 
     let pay = |chain: &mut ChainTwin, from: Address, to: Address, amount: u128, nonce: u64| {
@@ -325,7 +346,11 @@ fn incoming_transfers_count_once_only_when_buried_from_the_bound_address_to_us()
     assert_eq!(account.received, Amount(9_500), "credited once, only N1's transfer to us");
     assert_eq!(account.credited, Amount(500));
     assert_eq!(account.its_debt(), -500);
-    assert_eq!(n.enforced, vec![(N1, Enforcement::Throttled), (N1, Enforcement::None)], "lifted once paid");
+    assert_eq!(
+        n.seen.enforced,
+        vec![(N1, Enforcement::Throttled), (N1, Enforcement::None)],
+        "lifted once paid"
+    );
     // A lying node showing the same transfer again, or a scan we did not ask for, moves nothing.
     let seen = n.m.ledger().seen.keys().next().copied().expect("seen");
     let replay = ChainObservation::Incoming {
@@ -351,12 +376,12 @@ fn operator_commands_are_checked_and_forgiveness_is_explicit() {
     let mut n = Node::new(US, BillingLedger::default(), UsageLedger::default(), t(0));
     n.input(&mut chain, t(0), thresholds(1_000, 1_500));
     assert_eq!(n.m.ledger().thresholds, None);
-    assert!(n.refused[0].contains("at least twice the pay threshold"), "{:?}", n.refused);
+    assert!(n.seen.refused[0].contains("at least twice the pay threshold"), "{:?}", n.seen.refused);
     n.input(&mut chain, t(0), thresholds(1_000, 2_000));
     n.input(&mut chain, t(0), BillingInput::PriceAdvertised { link: L1, price_per_byte: 5 });
     n.input(&mut chain, t(1), counters(0, 1_000));
     n.timeout(&mut chain, t(10_000), BillingTimer::Window);
-    assert_eq!(n.enforced, vec![(N1, Enforcement::Throttled)]);
+    assert_eq!(n.seen.enforced, vec![(N1, Enforcement::Throttled)]);
     let forgive = |amount, reason: &str| {
         BillingInput::Operator(OperatorCommand::Forgive {
             neighbour: N1,
@@ -366,10 +391,10 @@ fn operator_commands_are_checked_and_forgiveness_is_explicit() {
     };
     n.input(&mut chain, t(20_000), forgive(100, " "));
     n.input(&mut chain, t(20_000), forgive(6_000, "too much"));
-    assert_eq!(n.refused.len(), 3);
+    assert_eq!(n.seen.refused.len(), 3);
     n.input(&mut chain, t(20_000), forgive(4_500, "storm outage, agreed with the neighbour"));
     assert_eq!(n.m.ledger().account(N1).its_debt(), 500);
-    assert_eq!(n.enforced.last(), Some(&(N1, Enforcement::None)));
+    assert_eq!(n.seen.enforced.last(), Some(&(N1, Enforcement::None)));
     assert!(n
         .billing_events()
         .iter()
@@ -618,7 +643,7 @@ fn confirmations(n: &Node) -> usize {
 
 /// Every signature the machine ever asked for was for nonce 0: never another nonce.
 fn only_nonce_zero(n: &Node) {
-    for c in &n.commands {
+    for c in &n.seen.commands {
         if let ChainCommand::Sign { nonce, id, .. } = c {
             assert_eq!((*id, *nonce), (PaymentId(0), 0), "{c:?}");
         }
@@ -633,7 +658,7 @@ fn only_nonce_zero(n: &Node) {
 fn replacement_signed_send_held(chain: &mut ChainTwin) -> (Node, Vec<(u64, TxHash)>) {
     let mut n = stuck_payment(chain);
     n.mine_then_poll(chain, (1..REPLACE_AFTER).map(|k| t(10_000 + 2_000 * u64::from(k))));
-    n.hold = true;
+    n.seen.hold = true;
     n.timeout(chain, t(20_000), BillingTimer::Chain);
     sign_held_replacement(&mut n, chain, t(20_001));
     let hashes = signed_hashes(&n);
@@ -642,12 +667,12 @@ fn replacement_signed_send_held(chain: &mut ChainTwin) -> (Node, Vec<(u64, TxHas
 }
 
 fn sign_held_replacement(n: &mut Node, chain: &mut ChainTwin, at: Stamp) {
-    let sign = n.held_chain.iter().find(|c| matches!(c, ChainCommand::Sign { .. })).cloned().expect("sign");
+    let sign =
+        n.seen.held_chain.iter().find(|c| matches!(c, ChainCommand::Sign { .. })).cloned().expect("sign");
     let signed = chain.handle(US, sign);
-    n.m.handle(at, BillingInput::Chain(signed));
-    n.pump(chain, at);
-    assert!(n.held_chain.iter().any(|c| matches!(c, ChainCommand::Send { .. })), "the send is held");
-    n.held_chain.clear();
+    n.input(chain, at, BillingInput::Chain(signed));
+    assert!(n.seen.held_chain.iter().any(|c| matches!(c, ChainCommand::Send { .. })), "the send is held");
+    n.seen.held_chain.clear();
 }
 
 #[test]
@@ -698,7 +723,7 @@ fn a_payment_stuck_below_the_minimum_fee_is_replaced_with_the_same_nonce_and_con
 fn when_the_older_hash_is_mined_after_a_replacement_the_payment_is_still_confirmed_once() {
     let mut chain = ChainTwin::new(21, ChainFaults::default());
     let (mut n, hashes) = replacement_signed_send_held(&mut chain);
-    n.hold = false;
+    n.seen.hold = false;
     chain.set_min_fee(10);
     chain.mine(); // the older transaction, still pending, is mined
     n.mine_then_poll(&mut chain, (0..6).map(|k| t(22_000 + 2_000 * k)));
@@ -755,6 +780,7 @@ fn a_crash_between_a_replacements_signature_and_its_send_pays_once_after_restart
     again.poll_then_mine(&mut chain, (0..8).map(|k| Stamp::new(2, 2_000 * k)));
     assert!(
         again
+            .seen
             .commands
             .iter()
             .any(|c| matches!(c, ChainCommand::QueryReceipt { tx_hash, .. } if *tx_hash == hashes[0].1)),
@@ -769,7 +795,7 @@ fn a_crash_between_a_replacements_signature_and_its_send_pays_once_after_restart
     only_nonce_zero(&n);
     only_nonce_zero(&again);
     let mut whole_log = n.replayed();
-    for e in &again.events {
+    for e in &again.seen.events {
         whole_log.apply(e);
     }
     assert_eq!(whole_log, *again.m.ledger(), "replay equivalence across the restart");
@@ -794,11 +820,12 @@ fn a_replacement_signed_after_its_payment_was_confirmed_is_ignored() {
     for k in 1..REPLACE_AFTER {
         n.timeout(&mut chain, t(10_000 + 2_000 * u64::from(k)), BillingTimer::Chain);
     }
-    n.hold = true;
+    n.seen.hold = true;
     n.timeout(&mut chain, t(20_000), BillingTimer::Chain);
-    let sign = n.held_chain.iter().find(|c| matches!(c, ChainCommand::Sign { .. })).cloned().expect("sign");
-    n.held_chain.clear();
-    n.hold = false;
+    let sign =
+        n.seen.held_chain.iter().find(|c| matches!(c, ChainCommand::Sign { .. })).cloned().expect("sign");
+    n.seen.held_chain.clear();
+    n.seen.hold = false;
     chain.set_min_fee(10);
     n.mine_then_poll(&mut chain, (0..5).map(|k| t(22_000 + 2_000 * k)));
     assert_eq!(confirmations(&n), 1);
@@ -860,11 +887,11 @@ fn a_replacement_not_included_is_no_evidence_of_a_taken_nonce_while_an_older_has
     let hashes = signed_hashes(&n);
     assert_eq!(hashes.len(), 2);
     let (id, old, new) = (PaymentId(0), hashes[0].1, hashes[1].1);
-    n.hold = true; // answers are fed by hand
+    n.seen.hold = true; // answers are fed by hand
     for k in 0..6 {
         let at = t(30_000 + 2_000 * k);
         n.timeout(&mut chain, at, BillingTimer::Chain);
-        n.held_chain.clear();
+        n.seen.held_chain.clear();
         for o in [
             ChainObservation::Nonce { next: 1 },
             ChainObservation::Receipt { id, tx_hash: new, included: None },
