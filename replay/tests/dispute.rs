@@ -11,7 +11,7 @@ use flash_layout::{DirStorage, FlushPolicy, LogConfig, Store};
 use lastmile::events::billing::{
     BillingEffect, BillingEvent, BillingInput, BillingTimer, OperatorCommand, Thresholds,
 };
-use lastmile::events::chain::{Address, Amount};
+use lastmile::events::chain::{Address, Amount, TxHash};
 use lastmile::events::usage::{CounterSample, Link, NeighbourId};
 use lastmile::events::{Effect, Event, Stamp};
 use lastmile::machines::billing::{BillingConfig, BillingLedger, BillingMachine};
@@ -244,6 +244,20 @@ fn json(run: &Run) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr))
 }
 
+/// The hashes of the payments `node` signed, in its log's order.
+fn signed_hashes(node: &Node) -> Vec<TxHash> {
+    let dir = DataDir::open(node.path()).unwrap();
+    dispute::load(&dir)
+        .unwrap()
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Billing(BillingEvent::PaymentSigned { tx_hash, .. }) => Some(*tx_hash),
+            _ => None,
+        })
+        .collect()
+}
+
 fn count(node: &Node, pred: fn(&BillingEvent) -> bool) -> usize {
     let dir = DataDir::open(node.path()).unwrap();
     dispute::load(&dir).unwrap().events.iter().filter(|e| matches!(e, Event::Billing(b) if pred(b))).count()
@@ -282,8 +296,11 @@ fn honest_without_loss_is_consistent_window_by_window_and_the_tail_is_outstandin
     assert_eq!(windows[0]["received"], "10000");
     assert_eq!(windows[0]["payer_prices"]["min"], 10);
     assert_eq!(windows[0]["verdict"]["kind"], "consistent");
-    let hash = windows[0]["closed_by"]["tx_hash"].as_str().unwrap();
-    assert_eq!(hash.len(), 66);
+    // Closed by the payer's first payment: the hash it signed, found in both logs.
+    let signed = signed_hashes(&pair.payer);
+    assert_eq!(windows[0]["closed_by"]["tx_hash"], signed[0].to_string());
+    assert_eq!(windows[0]["closed_by"]["id"], 0);
+    assert_eq!(windows[2]["closed_by"]["tx_hash"], signed[2].to_string());
     assert!(windows[3]["closed_by"].is_null());
     assert_eq!(v["totals"]["outstanding"], "600");
     assert_eq!(v["payer"]["neighbour"], 1);
@@ -399,6 +416,76 @@ fn a_payer_that_quotes_itself_a_lower_price_is_underpaid_by_the_exact_amount() {
     assert_eq!(run.code, EXIT_UNDERPAID);
 }
 
+/// Regression for the smallest dispute: every other case was a 30% shortfall, so a verdict that
+/// rounded, or a tolerance compared with `<` instead of `≤`, went unnoticed. Two paid windows at
+/// 10 per byte, then one byte the payer priced at 9 (a lower quote that reached it mid-window,
+/// while the payee still advertised 10): short by exactly one base unit. At the default
+/// tolerance (0) that is "underpaid by 1", exit 6; `--tolerance 1` covers it exactly.
+/// `--tolerance N%` is `expected × N / 100` rounded down: of the 30,010 expected, 0.004% is
+/// 1.2 → 1 (covers it) and 0.003% is 0.9 → 0 (does not; rounding to nearest would give 1).
+#[test]
+fn a_payer_short_by_one_base_unit_is_underpaid_by_1_and_the_tolerance_rounds_down() {
+    let last = Round { bytes: 1, quote_mid: Some(9), ..Round::default() };
+    let pair = Pair::new(10, 10).rounds(&[plain(1_000), plain(2_000), last]);
+    let run = pair.dispute(&[]);
+    assert_eq!(run.code, EXIT_UNDERPAID, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stderr,
+        "replay: underpaid: the payer accounted 1 less than the payee expected, beyond the tolerance of 0\n"
+    );
+    for line in [
+        "window 3 (open tail): tx 1 B @9 | rx 1 B @10 | owed 9, paid 0 | expected 10, received 0 | balance -1: underpaid by 1",
+        "totals: tx 3001 B, rx 3001 B; owed 30009, paid 30000; expected 30010, received 30000; balance -1",
+        "verdict: underpaid by 1 (beyond the tolerance of 0): the payer accounted 30009 for 3001 B sent, the payee \
+         expected 30010 for 3001 B received; 9 of it is not paid yet (owed by the payer's own log)",
+    ] {
+        assert!(run.stdout.contains(line), "{line:?} not in\n{}", run.stdout);
+    }
+    let v = json(&pair.dispute(&["--json"]));
+    assert_eq!(v["verdict"], serde_json::json!({ "kind": "underpaid", "amount": "1", "tolerance": "0" }));
+    assert_eq!(v["totals"]["balance"], "-1");
+    assert_eq!(v["windows"][2]["verdict"], serde_json::json!({ "kind": "underpaid", "amount": "1" }));
+
+    let run = pair.dispute(&["--tolerance", "1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("verdict: consistent within tolerance: short by 1 ≤ 1: "), "{}", run.stdout);
+    let v = json(&pair.dispute(&["--json", "--tolerance", "1"]));
+    assert_eq!(
+        v["verdict"],
+        serde_json::json!({ "kind": "within_tolerance", "amount": "1", "tolerance": "1" })
+    );
+
+    let v = json(&pair.dispute(&["--json", "--tolerance", "0.004%"]));
+    assert_eq!(
+        v["verdict"],
+        serde_json::json!({ "kind": "within_tolerance", "amount": "1", "tolerance": "1" })
+    );
+    let run = pair.dispute(&["--json", "--tolerance", "0.003%"]);
+    assert_eq!(run.code, EXIT_UNDERPAID, "0.9 rounds down to 0");
+    assert_eq!(
+        json(&run)["verdict"],
+        serde_json::json!({ "kind": "underpaid", "amount": "1", "tolerance": "0" })
+    );
+}
+
+/// `--tolerance N%` rounds down at the boundary of the 12,000 shortfall of 40,000 expected:
+/// 30% is exactly 12,000 (covers it), 29.999% is 11,999.6 → 11,999 (does not).
+#[test]
+fn a_percentage_tolerance_is_rounded_down_at_the_boundary() {
+    let pair = Pair::new(10, 7).rounds(&[plain(1_000), plain(2_000), plain(1_000)]);
+    let v = json(&pair.dispute(&["--json", "--tolerance", "30%"]));
+    assert_eq!(
+        v["verdict"],
+        serde_json::json!({ "kind": "within_tolerance", "amount": "12000", "tolerance": "12000" })
+    );
+    let run = pair.dispute(&["--json", "--tolerance", "29.999%"]);
+    assert_eq!(run.code, EXIT_UNDERPAID);
+    assert_eq!(
+        json(&run)["verdict"],
+        serde_json::json!({ "kind": "underpaid", "amount": "12000", "tolerance": "11999" })
+    );
+}
+
 #[test]
 fn logs_that_are_not_neighbours_are_refused_clearly() {
     let pair = Pair::new(10, 10).rounds(&[plain(1_000)]);
@@ -457,15 +544,41 @@ fn several_candidate_neighbours_are_listed_and_link_picks_one() {
     for link in ["n1/d100", "n1", "1"] {
         let run = pair.dispute(&["--link", link]);
         assert_eq!(run.code, 0, "--link {link}: {}", run.stderr);
-        assert!(run.stdout.contains("verdict: consistent"), "{}", run.stdout);
+        let verdict =
+            "verdict: consistent: the payer accounted 10000 for 1000 B sent, the payee expected 10000 \
+                       for 1000 B received\n";
+        assert!(run.stdout.ends_with(verdict), "{}", run.stdout);
     }
     // n2 carried nothing and was paid nothing: the payee's bytes and payment are unexplained.
-    let run = pair.dispute(&["--link", "n2"]);
+    let run = pair.dispute(&["--link", "n2", "--json"]);
     assert_eq!(run.code, EXIT_UNDERPAID, "{}", run.stderr);
-    assert!(run.stdout.contains("but not in the payer's log"), "{}", run.stdout);
+    let v = json(&run);
+    assert_eq!(v["payer"]["neighbour"], 2);
+    assert_eq!(v["verdict"], serde_json::json!({ "kind": "underpaid", "amount": "10000", "tolerance": "0" }));
+    let unmatched = serde_json::json!([{
+        "id": null,
+        "tx_hash": signed_hashes(&pair.payer)[0].to_string(),
+        "paid": null,
+        "received": "10000",
+        "block": 1,
+    }]);
+    assert_eq!(v["unmatched"], unmatched);
+    let run = pair.dispute(&["--link", "n2"]);
+    let hash = signed_hashes(&pair.payer)[0].to_string();
+    let line = format!(
+        "unmatched payment {}…{} block 1: received by the payee (10000) but not in the payer's log\n",
+        &hash[..10],
+        &hash[hash.len() - 6..]
+    );
+    assert!(run.stdout.contains(&line), "{line:?} not in\n{}", run.stdout);
     let run = pair.dispute(&["--link", "n9"]);
     assert_eq!(run.code, EXIT_NOT_COMPARABLE);
-    assert!(run.stderr.contains("--link n9: "), "{}", run.stderr);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "replay: --link n9: {payer} binds no address to n9; it binds n1 → {PAYEE} (links n1/d100); n2 → {PAYEE}\n"
+        )
+    );
     let run = pair.dispute(&["--link", "x/y"]);
     assert_eq!(run.code, 2, "a malformed option is a usage error");
 }

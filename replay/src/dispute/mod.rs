@@ -321,6 +321,19 @@ mod tests {
         }
     }
 
+    /// A fraction of the expected total is rounded down, never to nearest: the tolerance
+    /// never grows past what was asked for.
+    #[test]
+    fn fractional_tolerances_round_down() {
+        let of = |text: &str, expected: u128| text.parse::<Tolerance>().unwrap().of(expected);
+        assert_eq!(of("30%", 40_000), 12_000);
+        assert_eq!(of("29.999%", 40_000), 11_999, "11,999.6");
+        assert_eq!(of("0.5", 3), 1, "1.5");
+        assert_eq!(of("0.003%", 30_010), 0, "0.9003");
+        assert_eq!(of("1", 30_010), 1, "units are not a fraction");
+        assert_eq!(of("100%", u128::MAX), u128::MAX, "saturates instead of overflowing");
+    }
+
     #[test]
     fn selectors_name_a_neighbour_a_link_or_an_address() {
         assert_eq!("3".parse(), Ok(Selector::Neighbour(NeighbourId(3))));
