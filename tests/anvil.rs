@@ -27,7 +27,7 @@ use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy::eips::eip2718::Encodable2718;
 use alloy::eips::BlockNumberOrTag;
 use alloy::network::{Ethereum, TxSignerSync};
-use alloy::primitives::{hex, Bytes, TxKind, B256, U256};
+use alloy::primitives::{hex, keccak256, Bytes, TxKind, B256, U256};
 use alloy::providers::{Provider, RootProvider};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
@@ -618,7 +618,16 @@ async fn run(scenario: Scenario) -> Outcome {
                     let opened = flash::open(&node.dir, FlashConfig::default()).expect("reopens");
                     let open: Vec<_> = opened.state.billing.open.values().cloned().collect();
                     assert_eq!(open.len(), 1, "{}: one payment open at the crash", node.spec.name);
-                    assert!(open[0].nonce.is_some() && !open[0].raw.is_empty(), "signed before the crash");
+                    // Signed before the crash: the next nonce after every payment it confirmed, and
+                    // the durable bytes are the very transaction whose hash was recorded.
+                    let confirmed = opened.state.billing.payments_confirmed;
+                    assert_eq!(
+                        open[0].nonce,
+                        Some(confirmed),
+                        "{}: the nonce after {confirmed} payments",
+                        node.spec.name
+                    );
+                    assert_eq!(open[0].hashes.last().map(|h| B256::from(h.0)), Some(keccak256(&open[0].raw)));
                     let hash = B256::from(open[0].hashes[0].0);
                     let mined = chain.provider.get_transaction_receipt(hash).await.expect("rpc");
                     assert!(mined.is_none(), "nothing was sent before the crash");
@@ -770,7 +779,11 @@ async fn a_payer_quoting_less_than_advertised_leaves_a_debt_in_the_payees_log() 
         expected - received,
         "underpaid by exactly what B expected and A did not account for"
     );
-    assert!(report.error().is_some(), "the command exits nonzero");
+    assert!(
+        matches!(report.error(), Some(replay::error::ReplayError::Underpaid { amount, tolerance: 0 }) if amount == expected - received),
+        "the command exits nonzero: {:?}",
+        report.error()
+    );
 }
 
 fn keep_dir(node: &str) -> std::path::PathBuf {

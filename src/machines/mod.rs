@@ -194,8 +194,18 @@ mod tests {
         );
         assert_eq!(NodeState::decode_snapshot(&[]), Err(SnapshotError::Empty));
         assert!(matches!(NodeState::decode_snapshot(&bytes[..bytes.len() - 2]), Err(SnapshotError::Body(_))));
-        // The same state renders as JSON for `replay state --json`.
-        assert!(serde_json::to_string(&state).is_ok());
+        // The same state renders as JSON for `replay state --json`, and reads back.
+        let json = serde_json::to_value(&state).expect("a state renders as JSON");
+        assert_eq!(json["usage"]["links"][0][0], serde_json::json!({ "neighbour": 1, "destination": 2 }));
+        assert_eq!(
+            (
+                json["usage"]["links"][0][1]["tx_total"].as_u64(),
+                json["usage"]["links"][0][1]["rx_total"].as_u64()
+            ),
+            (Some(5), Some(6))
+        );
+        assert_eq!(json["incidents"]["open"], serde_json::json!([[u8::from(IncidentKind::FlashFull), 9]]));
+        assert_eq!(serde_json::from_value::<NodeState>(json).expect("reads back"), state);
     }
 
     #[test]
