@@ -6,11 +6,11 @@
 //! drops to 0, payments confirm) and then compares ledgers with the simulator's ground truth
 //! and with the chain.
 
-use lastmile::events::billing::{Enforcement, OperatorCommand, Thresholds};
+use lastmile::events::billing::{BillingEvent, Enforcement, OperatorCommand, Thresholds};
 use lastmile::events::chain::Amount;
 use lastmile::events::Event;
 use lastmile::rng::SplitMix64;
-use lastmile::sim::billing::{BillingSim, Cheat, Crash, SimConfig, Topology};
+use lastmile::sim::billing::{BillingSim, Cheat, Crash, SimConfig, Stray, StraySender, Topology};
 use lastmile::sim::chain::ChainFaults;
 use quickcheck::{QuickCheck, TestResult};
 
@@ -48,9 +48,13 @@ fn settled_and_audited(sim: &BillingSim) -> Result<(), String> {
     Ok(())
 }
 
-/// Consensus: no honest payer is ever throttled, and after settlement every payee has
-/// received at least what it expects from each honest payer, less only what counter resets
-/// hid from the payer's machine (bytes × quote, recorded by the simulator).
+/// Consensus, guarding both sides. The payer's: no honest payer is ever throttled, no payer in
+/// credit is left throttled, and after settlement every payee has received at least what it
+/// expects from each honest payer, less only what counter resets hid from the payer's machine
+/// (bytes × quote, recorded by the simulator). The payee's: every payee expects at least what
+/// it was sent for others' destinations at the lowest price it ever advertised, less what
+/// resets hid from its own machine (`BillingSim::expected_at_least`), so a payee that
+/// under-bills fails too, cheat or not.
 fn consensus(sim: &BillingSim) -> Result<(), String> {
     settled_and_audited(sim)?;
     for e in &sim.enforcements {
@@ -59,10 +63,24 @@ fn consensus(sim: &BillingSim) -> Result<(), String> {
         }
     }
     for (payer, payee) in sim.billed_pairs() {
+        let a = sim.account(payee, payer);
+        let least = sim.expected_at_least(payer, payee);
+        if a.expected.0 < least {
+            return Err(format!(
+                "{payee} expects {} from {payer}, less than the {least} it was sent",
+                a.expected
+            ));
+        }
+        if a.its_debt() < 0 && a.enforcement != Enforcement::None {
+            return Err(format!(
+                "{payer} is in credit at {payee} ({}) but {:?}",
+                -a.its_debt(),
+                a.enforcement
+            ));
+        }
         if sim.is_cheat(payer) {
             continue;
         }
-        let a = sim.account(payee, payer);
         let slack = sim.reset_unbilled.get(&(payer, payee)).copied().unwrap_or(0);
         if a.received.0 + slack < a.expected.0 {
             return Err(format!(
@@ -130,7 +148,8 @@ fn exactness_holds_where_one_window_is_worth_more_than_the_fixed_thresholds_room
 }
 
 /// The consensus scenario: any loss (0–20% per hop), price changes, counter resets, delayed
-/// and shuffled readings, RPC failures, dropped broadcasts and shallow reorgs.
+/// and shuffled readings, RPC failures, dropped broadcasts, shallow reorgs, and transfers from
+/// strangers to seeded nodes at seeded moments (never to be credited).
 fn stormy(seed: u64) -> SimConfig {
     let mut g = SplitMix64::new(seed).derive(0x570);
     let mut c = scenario(seed);
@@ -141,6 +160,14 @@ fn stormy(seed: u64) -> SimConfig {
         ChainFaults { rpc_failure_ppm: g.below(2) as u32 * 50_000, drop_ppm: g.below(2) as u32 * 100_000 };
     c.reorg_ppm = g.below(2) as u32 * 200_000;
     c.confirmations = 2 + g.below(2);
+    c.strays = (0..g.below(3))
+        .map(|_| Stray {
+            at_ms: g.below(c.end_ms),
+            to: g.below(c.nodes as u64) as usize,
+            from: StraySender::Stranger,
+            amount: 1 + u128::from(g.below(10_000_000)),
+        })
+        .collect();
     sized(c)
 }
 
@@ -458,4 +485,101 @@ fn stuck_fees_payments_are_replaced_never_paid_twice_even_across_a_crash() {
     }
     assert!(replaced >= 6, "only {replaced} replacements in 12 runs");
     assert!(crashed >= 1, "no run crashed at a replacement");
+}
+
+/// A line 0 — 1 — 2 — 3 — 4 with the one flow `rate` bytes per tick 0 → 3 (so 1 and 2 relay,
+/// and 4 neither pays nor is paid), every hop losing `loss_ppm`, thresholds in the regime for
+/// that flow (pay = V, enforce = 3 × V; V as in `sized`), and these stray transfers.
+fn line_with_flow(seed: u64, rate: u64, loss_ppm: u32, traffic_ms: u64, strays: Vec<Stray>) -> BillingSim {
+    let mut c = SimConfig::small(seed);
+    c.nodes = 5;
+    c.flows = 0;
+    c.max_loss_ppm = loss_ppm;
+    c.uniform_loss = true;
+    c.traffic_ms = traffic_ms;
+    c.end_ms = traffic_ms + 200_000;
+    c.strays = strays;
+    let mut probe = BillingSim::new(c.clone());
+    probe.flows = vec![(0, 3, rate)];
+    let v = probe.max_value_per_window();
+    c.thresholds = Thresholds { pay: Amount(v), enforce: Amount(3 * v) };
+    let mut sim = BillingSim::new(c);
+    sim.flows = vec![(0, 3, rate)];
+    sim
+}
+
+/// Regression guard: transfers that are no payment are never credited. The simulator used to
+/// send only the nodes' own payments, so a payee that credited any transfer to it from any
+/// address would have passed every property. Here a stranger (an address no node knows) and
+/// node 4 (bound by its neighbour 3, but no neighbour of the receivers) send transfers to the
+/// relays 1 and 2, during the traffic and during settlement. They land on chain and the
+/// receivers scan past them, yet nobody credits them (the audit looks for their hashes in every
+/// log and in every seen set), and each relay has received from its neighbours exactly what
+/// they paid it on chain, to the base unit.
+#[test]
+fn transfers_from_a_stranger_or_an_address_bound_elsewhere_are_never_credited() {
+    // Settlement starts at 220 s (two windows after the traffic).
+    let strays = vec![
+        Stray { at_ms: 50_000, to: 1, from: StraySender::Stranger, amount: 1_000_000 },
+        Stray { at_ms: 80_000, to: 1, from: StraySender::Node(4), amount: 777 },
+        Stray { at_ms: 221_000, to: 2, from: StraySender::Stranger, amount: 5 },
+        Stray { at_ms: 222_000, to: 2, from: StraySender::Node(4), amount: 123_456 },
+    ];
+    let mut sim = line_with_flow(7, 20_000, 0, 200_000, strays.clone());
+    sim.run();
+    consensus(&sim).unwrap();
+    assert_eq!(sim.strays.len(), strays.len(), "every stray was sent");
+    let transfers = sim.chain.transfers();
+    for (hash, &index) in &sim.strays {
+        let t = transfers
+            .iter()
+            .find(|t| t.tx_hash == *hash)
+            .unwrap_or_else(|| panic!("stray {index} not mined"));
+        assert_eq!(t.amount, Amount(strays[index].amount));
+        // Scanned past: the receiver recorded a scan, or credited a payment, beyond its block.
+        let receiver = &sim.nodes[strays[index].to];
+        let credited_past = receiver.log.iter().any(
+            |e| matches!(e, Event::Billing(BillingEvent::PaymentReceived { block, .. }) if *block > t.block),
+        );
+        assert!(
+            receiver.fold.billing.scanned_to_block >= t.block || credited_past,
+            "stray {index} was not scanned past"
+        );
+    }
+    for relay in [1, 2] {
+        let node = &sim.nodes[relay];
+        let received: u128 = node.fold.billing.accounts.values().map(|a| a.received.0).sum();
+        let paid_to_it: u128 = transfers
+            .iter()
+            .filter(|t| t.to == node.address && !sim.strays.contains_key(&t.tx_hash))
+            .map(|t| t.amount.0)
+            .sum();
+        assert!(paid_to_it > 0, "relay {relay} was paid");
+        assert_eq!(received, paid_to_it, "relay {relay}: received only its neighbours' payments");
+    }
+}
+
+/// Regression guard: a neighbour in credit stays unthrottled however much credit it has. With
+/// 30% loss on every hop a payer pays for every byte it sent and its payee expects only what
+/// arrived, so the payee keeps the surplus as the payer's credit; the run is long enough that
+/// this credit passes the enforcement threshold, so a payee that took credit for debt (its
+/// size, not its sign) would throttle an honest payer.
+#[test]
+fn an_overpaid_neighbour_stays_unthrottled_whatever_its_credit() {
+    let mut sim = line_with_flow(11, 20_000, 300_000, 1_000_000, Vec::new());
+    sim.run();
+    consensus(&sim).unwrap();
+    let enforce = sim.config.thresholds.enforce.0;
+    assert_eq!(sim.billed_pairs(), [(0, 1), (1, 2)]);
+    for (payer, payee) in sim.billed_pairs() {
+        let a = sim.account(payee, payer);
+        assert!(
+            a.credited.0 > enforce,
+            "{payer} → {payee}: credit {} ≤ enforce {enforce}: the case is not reached",
+            a.credited
+        );
+        assert!(a.its_debt() < 0, "{payer} → {payee}: in credit at the end");
+        assert_eq!(a.enforcement, Enforcement::None);
+    }
+    assert_eq!(sim.enforcements, [], "nobody was ever throttled, nor lifted");
 }

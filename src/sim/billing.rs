@@ -31,6 +31,8 @@
 //!   batch and every effect not yet executed are lost; `keep_last` says whether event
 //!   `at_event` itself was durable), and restarts `down_ms` later in a new boot from the fold
 //!   of its log, with routing's soft state (quotes, adverts) fed again.
+//! - Stray transfers ([`Stray`]): at set moments a stranger, or a node that is no neighbour of
+//!   the receiver, sends a node a transfer on chain; the audit checks that nobody credits one.
 //!
 //! After `traffic_ms` the traffic stops; two windows later every node's pay threshold drops
 //! to 0 (an operator command) so that everything owed is paid, and the run continues to
@@ -45,13 +47,13 @@ mod audit;
 mod config;
 mod world;
 
-pub use config::{Cheat, Crash, SimConfig, Topology};
+pub use config::{Cheat, Crash, SimConfig, Stray, StraySender, Topology};
 pub use world::PACKET_BYTES;
 
 use crate::events::billing::{
     BillingEvent, BillingInput, BillingTimer, Enforcement, OperatorCommand, Thresholds,
 };
-use crate::events::chain::Address;
+use crate::events::chain::{Address, TxHash};
 use crate::events::usage::{CounterSample, DestinationId, Link, NeighbourId};
 use crate::events::{Event, Fold, Machine, Stamp};
 use crate::machines::billing::{BillingConfig, BillingMachine};
@@ -131,6 +133,8 @@ pub struct BillingSim {
     pub thresholds: Thresholds,
     /// `advertised[k][d]`: what k advertises for d now.
     pub advertised: Vec<Vec<u64>>,
+    /// `lowest_advertised[k][d]`: the least k ever advertised for d.
+    pub lowest_advertised: Vec<Vec<u64>>,
     /// `quotes[x][(k, d)]`: what x last heard from k for d.
     quotes: Vec<BTreeMap<(usize, usize), u64>>,
     quote_fifo: BTreeMap<(usize, usize), u64>,
@@ -143,10 +147,14 @@ pub struct BillingSim {
     pub originated: BTreeMap<(usize, usize), u64>,
     /// Tx value a reset hid from a payer's machine, per (payer, payee): bytes × quote.
     pub reset_unbilled: BTreeMap<(usize, usize), u128>,
+    /// Rx bytes a reset hid from a payee's machine, per (payee, payer, destination).
+    pub reset_unseen_rx: BTreeMap<(usize, usize, usize), u64>,
+    /// Every stray transfer sent: hash → its index in `config.strays`.
+    pub strays: BTreeMap<TxHash, usize>,
     pub enforcements: Vec<Enforced>,
     pub refusals: Vec<(usize, String)>,
     /// Every signed payment: hash → (node, payment id).
-    pub signed: BTreeMap<crate::events::chain::TxHash, (usize, u64)>,
+    pub signed: BTreeMap<TxHash, (usize, u64)>,
     /// Counter samples handed to machines.
     pub samples: u64,
     pub windows: u64,
@@ -201,6 +209,7 @@ impl BillingSim {
             next_hop,
             fees,
             thresholds: config.thresholds,
+            lowest_advertised: advertised.clone(),
             advertised,
             quotes,
             quote_fifo: BTreeMap::new(),
@@ -209,6 +218,8 @@ impl BillingSim {
             hops: BTreeMap::new(),
             originated: BTreeMap::new(),
             reset_unbilled: BTreeMap::new(),
+            reset_unseen_rx: BTreeMap::new(),
+            strays: BTreeMap::new(),
             enforcements: Vec::new(),
             refusals: Vec::new(),
             signed: BTreeMap::new(),
@@ -247,6 +258,15 @@ impl BillingSim {
         sim.schedule(0, Action::Traffic);
         sim.schedule(sim.config.block_ms, Action::Mine);
         sim.schedule(sim.config.traffic_ms + 2 * sim.config.usage.window_ms, Action::Settle);
+        for (index, stray) in sim.config.strays.clone().into_iter().enumerate() {
+            if let StraySender::Node(j) = stray.from {
+                assert!(
+                    j != stray.to && !sim.nodes[stray.to].neighbours.contains(&j),
+                    "{stray:?}: j is bound there"
+                );
+            }
+            sim.schedule(stray.at_ms, Action::Stray { index });
+        }
         for id in 0..n {
             sim.start(id);
         }

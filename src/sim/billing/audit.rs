@@ -4,9 +4,10 @@
 
 use super::world::address_of;
 use super::{BillingSim, Enforced};
-use crate::events::billing::Enforcement;
-use crate::events::chain::Address;
-use std::collections::BTreeMap;
+use crate::events::billing::{BillingEvent, Enforcement};
+use crate::events::chain::{Address, TxHash};
+use crate::events::Event;
+use std::collections::{BTreeMap, BTreeSet};
 
 impl BillingSim {
     /// Node `payee`'s account of node `payer` (they must be neighbours).
@@ -80,9 +81,25 @@ impl BillingSim {
         (forwarded, lost_value, own_cost)
     }
 
+    /// The least payee `payee`'s ledger may expect from `payer` (they must be neighbours):
+    /// every byte it received from `payer` for others' destinations at the lowest price it
+    /// ever advertised for that destination, less the bytes counter resets hid from it.
+    /// A payee expecting less under-bills: the guard on the payee's side of consensus.
+    pub fn expected_at_least(&self, payer: usize, payee: usize) -> u128 {
+        let mut least = 0u128;
+        for (&(from, to, dest), hop) in &self.hops {
+            if (from, to) == (payer, payee) && dest != payee {
+                let unseen = self.reset_unseen_rx.get(&(payee, payer, dest)).copied().unwrap_or(0);
+                let counted = hop.delivered.saturating_sub(unseen);
+                least += u128::from(counted) * u128::from(self.lowest_advertised[payee][dest]);
+            }
+        }
+        least
+    }
+
     /// Chain-side audit: every problem found, empty when all holds. Checks, per node, that
     /// - no payment was included twice (each included transfer from it maps to a distinct
-    ///   payment id it signed);
+    ///   payment id it signed), and no stray transfer was credited (`SimConfig::strays`);
     /// - what left it on chain to each neighbour equals its ledger's `paid` plus what is in
     ///   flight and already included, and what arrived from each neighbour equals the payee's
     ///   `received` plus what is not yet buried or scanned (exact once settled);
@@ -92,6 +109,9 @@ impl BillingSim {
         let mut by_payment: BTreeMap<(usize, u64), u32> = BTreeMap::new();
         let mut sent: BTreeMap<(Address, Address), u128> = BTreeMap::new();
         for t in self.chain.transfers() {
+            if self.strays.contains_key(&t.tx_hash) {
+                continue;
+            }
             *sent.entry((t.from, t.to)).or_default() += t.amount.0;
             match self.signed.get(&t.tx_hash) {
                 Some(&key) => *by_payment.entry(key).or_default() += 1,
@@ -104,6 +124,17 @@ impl BillingSim {
             }
         }
         for node in &self.nodes {
+            let seen = node.fold.billing.seen.keys().map(|(hash, _)| hash);
+            let received = node.log.iter().filter_map(|e| match e {
+                Event::Billing(BillingEvent::PaymentReceived { tx_hash, .. }) => Some(tx_hash),
+                _ => None,
+            });
+            let credited: BTreeSet<&TxHash> = seen.chain(received).collect();
+            for hash in credited {
+                if let Some(index) = self.strays.get(hash) {
+                    problems.push(format!("node {} credited stray transfer {index} ({hash})", node.id));
+                }
+            }
             if let Some(m) = &node.machine {
                 if *m.ledger() != node.fold.billing {
                     problems
@@ -136,7 +167,7 @@ impl BillingSim {
 
     /// How many replacements were signed: hashes signed for a payment beyond its first.
     pub fn replacements(&self) -> usize {
-        let payments: std::collections::BTreeSet<_> = self.signed.values().collect();
+        let payments: BTreeSet<_> = self.signed.values().collect();
         self.signed.len() - payments.len()
     }
 

@@ -34,6 +34,28 @@ pub struct Crash {
     pub down_ms: u64,
 }
 
+/// A transfer on chain to node `to` at `at_ms` that is no payment of any of its neighbours:
+/// billing must never credit it (ARCHITECTURE.md "Payments": credited only from the sender
+/// bound to that neighbour's identity).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stray {
+    pub at_ms: u64,
+    pub to: usize,
+    pub from: StraySender,
+    pub amount: u128,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StraySender {
+    /// An address no node knows, funded by the world.
+    Stranger,
+    /// Node `j`'s own payment address, `j` not a neighbour of the receiver: an address the
+    /// network binds (j's neighbours do), only not to the receiver. Sent with j's key, so it
+    /// takes one of j's nonces: pick a node that pays nobody, or its payments find their nonce
+    /// taken.
+    Node(usize),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimConfig {
     pub seed: u64,
@@ -77,6 +99,8 @@ pub struct SimConfig {
     pub thresholds: Thresholds,
     pub cheat: Option<Cheat>,
     pub crash: Option<Crash>,
+    /// Transfers to nodes that none of their neighbours sent: never to be credited.
+    pub strays: Vec<Stray>,
     /// Added to every stamp the machines see (boot counter and ticks): amounts must not move.
     pub stamp_offset: (u32, u64),
     /// Keep every node's events (tests); otherwise only their fold is kept.
@@ -117,6 +141,7 @@ impl SimConfig {
             thresholds: Thresholds { pay: Amount(2_000_000), enforce: Amount(4_000_000) },
             cheat: None,
             crash: None,
+            strays: Vec::new(),
             stamp_offset: (0, 0),
             keep_logs: true,
         }

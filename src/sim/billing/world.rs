@@ -4,9 +4,9 @@
 //! restarts, settlement), and the world as each node's shell ([`World`]) for the shared
 //! driver: its log, the chain twin, its kernel counters and the shaper.
 
-use super::{BillingSim, Enforced, SimConfig, Topology};
+use super::{BillingSim, Enforced, SimConfig, StraySender, Topology};
 use crate::events::billing::{BillingEffect, BillingInput, OperatorCommand, Thresholds};
-use crate::events::chain::{Address, Amount};
+use crate::events::chain::{Address, Amount, ChainCommand, ChainObservation, PaymentId};
 use crate::events::usage::{CounterSample, DestinationId, Link};
 use crate::events::{Effect, Event, Stamp};
 use crate::machines::billing::BillingMachine;
@@ -27,6 +27,7 @@ pub(super) enum Action {
     Reading { node: usize, boot: u32, id: u64 },
     Restart { node: usize },
     Settle,
+    Stray { index: usize },
 }
 
 /// The network as the seed makes it, before anything happens.
@@ -141,6 +142,13 @@ impl drive::Shell<BillingMachine> for World<'_> {
     }
 }
 
+/// The address of stray `index`'s stranger: no node binds it.
+fn stranger_address(index: usize) -> Address {
+    let mut a = [0x57; 20];
+    a[16..20].copy_from_slice(&(index as u32).to_be_bytes());
+    Address(a)
+}
+
 pub(super) fn address_of(node: usize) -> Address {
     let mut a = [0u8; 20];
     a[0] = 0x5e;
@@ -206,11 +214,13 @@ impl BillingSim {
         if reset && !node.counters.is_empty() {
             let k = self.reset_rng.below(node.counters.len() as u64) as usize;
             let (&link, counter) = node.counters.iter_mut().nth(k).expect("k < len");
-            let (read_tx, _) = node.last_read.get(&link).copied().unwrap_or_default();
-            let payee = node.neighbours[link.neighbour.0 as usize - 1];
-            let quote = self.quotes[id].get(&(payee, link.destination.0 as usize)).copied().unwrap_or(0);
+            let (read_tx, read_rx) = node.last_read.get(&link).copied().unwrap_or_default();
+            let other = node.neighbours[link.neighbour.0 as usize - 1];
+            let dest = link.destination.0 as usize;
+            let quote = self.quotes[id].get(&(other, dest)).copied().unwrap_or(0);
             let hidden = u128::from(counter.0 - read_tx) * u128::from(quote);
-            *self.reset_unbilled.entry((id, payee)).or_default() += hidden;
+            *self.reset_unbilled.entry((id, other)).or_default() += hidden;
+            *self.reset_unseen_rx.entry((id, other, dest)).or_default() += counter.1 - read_rx;
             *counter = (0, 0);
         }
         let mut samples: Vec<CounterSample> = node
@@ -276,6 +286,7 @@ impl BillingSim {
     /// Node `k` advertises `price` for `dest` to every neighbour that sends through it.
     fn advertise(&mut self, k: usize, dest: usize, price: u64) {
         self.advertised[k][dest] = price;
+        self.lowest_advertised[k][dest] = self.lowest_advertised[k][dest].min(price);
         for x in self.nodes[k].neighbours.clone() {
             if x == dest || self.next_hop[x][dest] != k {
                 continue;
@@ -355,6 +366,7 @@ impl BillingSim {
                 self.nodes[node].readings.clear();
                 self.start(node);
             }
+            Action::Stray { index } => self.stray(index),
             Action::Settle => {
                 // Pay everything owed: the final settlement of the run.
                 self.thresholds = Thresholds { pay: Amount(0), enforce: self.config.thresholds.enforce };
@@ -363,6 +375,32 @@ impl BillingSim {
                     self.input(id, BillingInput::Operator(OperatorCommand::SetThresholds(t)));
                 }
             }
+        }
+    }
+
+    /// Sends stray transfer `index` the way any wallet would: its next nonce, signed, sent.
+    fn stray(&mut self, index: usize) {
+        let stray = self.config.strays[index];
+        let from = match stray.from {
+            StraySender::Stranger => stranger_address(index),
+            StraySender::Node(j) => address_of(j),
+        };
+        if stray.from == StraySender::Stranger {
+            self.chain.fund(from, stray.amount);
+        }
+        let ChainObservation::Nonce { next: nonce } = self.chain.handle(from, ChainCommand::QueryNonce)
+        else {
+            return; // an injected RPC failure: this stray is not sent
+        };
+        let to = address_of(stray.to);
+        let sign = ChainCommand::Sign { id: PaymentId(u64::MAX), to, amount: Amount(stray.amount), nonce };
+        let ChainObservation::Signed { tx_hash, raw, .. } = self.chain.handle(from, sign) else {
+            return;
+        };
+        if self.chain.handle(from, ChainCommand::Send { id: PaymentId(u64::MAX), raw })
+            == (ChainObservation::Sent { id: PaymentId(u64::MAX) })
+        {
+            self.strays.insert(tx_hash, index);
         }
     }
 }
