@@ -131,17 +131,37 @@ struct Boundary {
     payment: PaymentRef,
 }
 
-/// What one window accumulates, before the cumulative pass.
-#[derive(Debug, Clone, Default)]
+/// One side's figures in one window, before the cumulative pass: the payer's tx bytes, owed
+/// and paid, or the payee's rx bytes, expected and received.
+#[derive(Debug, Clone, Copy, Default)]
+struct Figures {
+    bytes: u64,
+    prices: Prices,
+    /// Owed (payer) or expected (payee).
+    amount: u128,
+    /// Paid (payer) or received (payee).
+    settled: u128,
+}
+
+impl Figures {
+    fn add_usage(&mut self, u: &Usage) {
+        self.bytes = self.bytes.saturating_add(u.bytes);
+        if u.bytes > 0 {
+            self.prices.add(u.price);
+        }
+        self.amount = self.amount.saturating_add(u.amount);
+    }
+
+    fn add_settled(&mut self, amount: Amount) {
+        self.settled = self.settled.saturating_add(amount.0);
+    }
+}
+
+/// Both sides' figures in one window.
+#[derive(Debug, Clone, Copy, Default)]
 struct Acc {
-    tx_bytes: u64,
-    payer_prices: Prices,
-    owed: u128,
-    paid: u128,
-    rx_bytes: u64,
-    payee_prices: Prices,
-    expected: u128,
-    received: u128,
+    payer: Figures,
+    payee: Figures,
 }
 
 /// Both logs cut into windows.
@@ -161,49 +181,37 @@ impl Cut {
         let mut acc = vec![Acc::default(); boundaries.len() + 1];
         let payer_window = |at: usize| boundaries.iter().take_while(|b| b.payer_at < at).count();
         let payee_window = |at: usize| boundaries.iter().take_while(|b| b.payee_at < at).count();
-        for &Usage { at, bytes, price, amount } in &payer.usage {
-            let w = &mut acc[payer_window(at)];
-            w.tx_bytes = w.tx_bytes.saturating_add(bytes);
-            if bytes > 0 {
-                w.payer_prices.add(price);
-            }
-            w.owed = w.owed.saturating_add(amount);
+        for u in &payer.usage {
+            acc[payer_window(u.at)].payer.add_usage(u);
         }
         for p in payer.outgoing.values().filter(|p| p.confirmed.is_some()) {
-            let w = &mut acc[payer_window(p.at)];
-            w.paid = w.paid.saturating_add(p.amount.0);
+            acc[payer_window(p.at)].payer.add_settled(p.amount);
         }
-        for &Usage { at, bytes, price, amount } in &payee.usage {
-            let w = &mut acc[payee_window(at)];
-            w.rx_bytes = w.rx_bytes.saturating_add(bytes);
-            if bytes > 0 {
-                w.payee_prices.add(price);
-            }
-            w.expected = w.expected.saturating_add(amount);
+        for u in &payee.usage {
+            acc[payee_window(u.at)].payee.add_usage(u);
         }
         for r in &payee.incoming {
-            let w = &mut acc[payee_window(r.at)];
-            w.received = w.received.saturating_add(r.amount.0);
+            acc[payee_window(r.at)].payee.add_settled(r.amount);
         }
 
         let signed = |a: u128| i128::try_from(a).unwrap_or(i128::MAX);
         let mut windows = Vec::new();
         let mut balance = 0i128;
         let mut refs = boundaries.into_iter().map(|b| Some(b.payment)).chain([None]);
-        for (i, a) in acc.into_iter().enumerate() {
-            let diff = signed(a.owed).saturating_sub(signed(a.expected));
+        for (i, Acc { payer, payee }) in acc.into_iter().enumerate() {
+            let diff = signed(payer.amount).saturating_sub(signed(payee.amount));
             balance = balance.saturating_add(diff);
             windows.push(Window {
                 index: i + 1,
                 closed_by: refs.next().flatten(),
-                tx_bytes: a.tx_bytes,
-                payer_prices: a.payer_prices,
-                owed: Amount(a.owed),
-                paid: Amount(a.paid),
-                rx_bytes: a.rx_bytes,
-                payee_prices: a.payee_prices,
-                expected: Amount(a.expected),
-                received: Amount(a.received),
+                tx_bytes: payer.bytes,
+                payer_prices: payer.prices,
+                owed: Amount(payer.amount),
+                paid: Amount(payer.settled),
+                rx_bytes: payee.bytes,
+                payee_prices: payee.prices,
+                expected: Amount(payee.amount),
+                received: Amount(payee.settled),
                 diff: Signed(diff),
                 balance: Signed(balance),
                 verdict: WindowVerdict::of(diff),
