@@ -355,6 +355,7 @@ impl Node {
             let now = Stamp::new(live.boot, live.tick_ms);
             // The log writer takes a whole batch: every event, then every effect.
             let drive::Drained { events, effects } = drive::drain(&mut live.machine);
+            let events: Vec<Event> = events.into_iter().map(Event::from).collect();
             let (mut now_cmds, mut held, mut inputs) = (Vec::new(), Vec::new(), Vec::new());
             for effect in effects {
                 match (effect.action, effect.release) {

@@ -9,7 +9,7 @@ use std::path::Path;
 use common::{append, replay, Run};
 use flash_layout::{DirStorage, FlushPolicy, LogConfig, Store};
 use lastmile::events::billing::{
-    BillingEffect, BillingEvent, BillingInput, BillingTimer, OperatorCommand, Thresholds,
+    BillingEffect, BillingEvent, BillingInput, BillingRecord, BillingTimer, OperatorCommand, Thresholds,
 };
 use lastmile::events::chain::{Address, Amount, TxHash};
 use lastmile::events::usage::{CounterSample, Link, NeighbourId};
@@ -117,8 +117,8 @@ struct ToLog<'a> {
 }
 
 impl drive::Shell<BillingMachine> for ToLog<'_> {
-    fn record(&mut self, _at: Stamp, event: Event) -> Flow {
-        append(self.store, &event);
+    fn record(&mut self, _at: Stamp, event: BillingRecord) -> Flow {
+        append(self.store, &event.into());
         Flow::Alive
     }
 

@@ -116,6 +116,13 @@ pub enum BillingEffect {
     },
 }
 
+/// What the billing machine records: the usage records its accrual writes, and billing facts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BillingRecord {
+    Usage(super::usage::UsageEvent),
+    Billing(BillingEvent),
+}
+
 /// Durable billing facts (usage records are [`super::usage::UsageEvent`]s).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BillingEvent {

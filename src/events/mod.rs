@@ -47,6 +47,6 @@ mod timer;
 pub mod usage;
 
 pub use codec::{DecodeError, Event, EVENT_VERSION};
-pub use machine::{Effect, Fold, Machine, Release};
+pub use machine::{Effect, Fold, Machine, Outbox, Release};
 pub use stamp::{Seq, Stamp};
 pub use timer::TimerTable;

@@ -7,9 +7,9 @@
 //! journal records it. The recovery machine will take these observations over (and repair).
 
 use crate::events::incident::{IncidentEvent, IncidentInput, IncidentKind};
-use crate::events::{Effect, Fold, Machine, Stamp};
+use crate::events::{Effect, Fold, Machine, Outbox, Stamp};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,21 +38,16 @@ impl Fold for IncidentLedger {
 
 /// Opens an incident the first time its condition is seen to hold, closes it when it is seen
 /// to be over; repeats change nothing. No effects and no timers.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct IncidentMachine {
     ledger: IncidentLedger,
-    events: VecDeque<IncidentEvent>,
+    out: Outbox<IncidentEvent, Infallible>,
 }
 
 impl IncidentMachine {
     /// A machine resuming from `ledger` (recovered from the log).
     pub fn new(ledger: IncidentLedger) -> Self {
-        Self { ledger, events: VecDeque::new() }
-    }
-
-    /// The durable state: the fold of every incident event.
-    pub fn state(&self) -> &IncidentLedger {
-        &self.ledger
+        Self { ledger, out: Outbox::new() }
     }
 
     /// Whether the incident of `kind` is open.
@@ -66,8 +61,7 @@ impl IncidentMachine {
     }
 
     fn emit(&mut self, event: IncidentEvent) {
-        self.ledger.apply(&event);
-        self.events.push_back(event);
+        self.out.emit(&mut self.ledger, event);
     }
 }
 
@@ -76,6 +70,7 @@ impl Machine for IncidentMachine {
     type Event = IncidentEvent;
     type Effect = Infallible;
     type Timer = Infallible;
+    type State = IncidentLedger;
 
     fn handle(&mut self, _at: Stamp, input: IncidentInput) {
         match input {
@@ -93,16 +88,16 @@ impl Machine for IncidentMachine {
         match timer {}
     }
 
-    fn apply(&mut self, event: &IncidentEvent) {
-        self.ledger.apply(event);
+    fn state(&self) -> &IncidentLedger {
+        &self.ledger
     }
 
     fn poll_event(&mut self) -> Option<IncidentEvent> {
-        self.events.pop_front()
+        self.out.poll_event()
     }
 
     fn poll_effect(&mut self) -> Option<Effect<Infallible>> {
-        None
+        self.out.poll_effect()
     }
 
     fn poll_timeout(&self) -> Option<(Stamp, Infallible)> {

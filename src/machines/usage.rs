@@ -21,10 +21,10 @@
 use crate::events::usage::{
     CounterReset, CounterSample, Link, UsageEffect, UsageEvent, UsageInput, UsageRecord, UsageTimer,
 };
-use crate::events::{Effect, Fold, Machine, Stamp, TimerTable};
+use crate::events::{Effect, Fold, Machine, Outbox, Stamp, TimerTable};
 use crate::machines::counter::{CounterPair, Reset};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UsageConfig {
@@ -84,70 +84,92 @@ impl Fold for UsageLedger {
     }
 }
 
-/// See the module docs.
+/// The decisions of usage accrual over a ledger it is handed: counter readings, prices and
+/// the two timers (soft state), the ledger itself being the durable state of whichever
+/// machine owns it (the usage machine, or the billing machine with its own ledger beside).
 #[derive(Debug)]
-pub struct UsageMachine {
+pub struct Accrual {
     config: UsageConfig,
-    ledger: UsageLedger,
     /// Latest counter readings (soft: the kernel keeps the truth).
     observed: BTreeMap<Link, CounterPair>,
     /// Price per byte in force per link (soft: routing re-announces it).
     prices: BTreeMap<Link, Option<u64>>,
     timers: TimerTable<UsageTimer>,
-    events: VecDeque<UsageEvent>,
-    effects: VecDeque<Effect<UsageEffect>>,
 }
 
-impl UsageMachine {
-    /// A machine resuming from `ledger` (empty on first start, recovered otherwise), started
-    /// at `now`: it reads counters at once and closes its first window one window later.
-    pub fn new(config: UsageConfig, ledger: UsageLedger, now: Stamp) -> Self {
+/// Where accrual's decisions go.
+pub type UsageOutbox = Outbox<UsageEvent, UsageEffect>;
+
+impl Accrual {
+    /// Started at `now`: it reads counters at once and closes its first window one window
+    /// later.
+    pub fn new(config: UsageConfig, now: Stamp) -> Self {
         let mut timers = TimerTable::new();
         timers.set(UsageTimer::Poll, now);
         timers.set(UsageTimer::Window, now.plus_ms(config.window_ms));
-        Self {
-            config,
-            ledger,
-            observed: BTreeMap::new(),
-            prices: BTreeMap::new(),
-            timers,
-            events: VecDeque::new(),
-            effects: VecDeque::new(),
-        }
+        Self { config, observed: BTreeMap::new(), prices: BTreeMap::new(), timers }
     }
 
-    /// The durable state: the fold of every usage event.
-    pub fn state(&self) -> &UsageLedger {
-        &self.ledger
-    }
-
-    /// Replaces the durable ledger (see [`crate::machines::Resync`]).
-    pub fn resync_ledger(&mut self, ledger: UsageLedger) {
-        self.ledger = ledger;
-    }
-
-    /// Bytes read from the counters but not yet in a record, per link.
-    pub fn pending(&self, link: Link) -> (u64, u64) {
-        let counted = self.ledger.links.get(&link).copied().unwrap_or_default();
+    /// Bytes read from the counters but not yet in a record of `ledger`.
+    pub fn pending(&self, ledger: &UsageLedger, link: Link) -> (u64, u64) {
+        let counted = ledger.links.get(&link).copied().unwrap_or_default();
         self.observed.get(&link).map_or((0, 0), |c| c.pending((counted.tx_counted, counted.rx_counted)))
     }
 
-    fn emit(&mut self, event: UsageEvent) {
-        self.ledger.apply(&event);
-        self.events.push_back(event);
+    pub fn handle(&mut self, ledger: &mut UsageLedger, out: &mut UsageOutbox, input: UsageInput) {
+        match input {
+            UsageInput::Counters(samples) => {
+                for sample in samples {
+                    self.observe(ledger, out, sample);
+                }
+            }
+            UsageInput::PriceSelected { link, price_per_byte } => {
+                let old = self.prices.get(&link).copied().flatten();
+                if old != price_per_byte {
+                    self.accrue(ledger, out, link);
+                    self.prices.insert(link, price_per_byte);
+                }
+            }
+        }
     }
 
-    fn observe(&mut self, sample: CounterSample) {
+    pub fn handle_timeout(
+        &mut self,
+        ledger: &mut UsageLedger,
+        out: &mut UsageOutbox,
+        at: Stamp,
+        timer: UsageTimer,
+    ) {
+        match timer {
+            UsageTimer::Poll => {
+                out.now(UsageEffect::ReadCounters);
+                self.timers.set(UsageTimer::Poll, at.plus_ms(self.config.poll_ms));
+            }
+            UsageTimer::Window => {
+                let links: Vec<Link> = self.observed.keys().copied().collect();
+                for link in links {
+                    self.accrue(ledger, out, link);
+                }
+                self.timers.set(UsageTimer::Window, at.plus_ms(self.config.window_ms));
+            }
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<(Stamp, UsageTimer)> {
+        self.timers.earliest()
+    }
+
+    fn observe(&mut self, ledger: &mut UsageLedger, out: &mut UsageOutbox, sample: CounterSample) {
         let link = sample.link;
-        let counted = self.ledger.links.get(&link).copied().unwrap_or_default();
+        let counted = ledger.links.get(&link).copied().unwrap_or_default();
         let reading = (sample.tx_bytes, sample.rx_bytes);
         let counter = self.observed.get(&link).copied().unwrap_or_default();
         if let Some(reset) = counter.reset_by(reading, (counted.tx_counted, counted.rx_counted)) {
             // Record what was read before the reset at the price it was carried at, then the
             // reset itself.
-            self.accrue(link);
-            let counted = self.ledger.links.get(&link).copied().unwrap_or_default();
-            self.emit(UsageEvent::CounterReset(CounterReset {
+            self.accrue(ledger, out, link);
+            let counted = ledger.links.get(&link).copied().unwrap_or_default();
+            let reset = CounterReset {
                 link,
                 tx_reset: reset.first,
                 rx_reset: reset.second,
@@ -155,21 +177,43 @@ impl UsageMachine {
                 rx_counted: counted.rx_counted,
                 tx_observed: sample.tx_bytes,
                 rx_observed: sample.rx_bytes,
-            }));
+            };
+            out.emit(ledger, UsageEvent::CounterReset(reset));
         }
         self.observed.entry(link).or_default().record(reading);
     }
 
     /// Writes the link's pending bytes as a record, if there are any.
-    fn accrue(&mut self, link: Link) {
-        let (tx_bytes, rx_bytes) = self.pending(link);
+    fn accrue(&mut self, ledger: &mut UsageLedger, out: &mut UsageOutbox, link: Link) {
+        let (tx_bytes, rx_bytes) = self.pending(ledger, link);
         if tx_bytes == 0 && rx_bytes == 0 {
             return;
         }
         let price_per_byte = self.prices.get(&link).copied().flatten();
         let record = UsageRecord { link, tx_bytes, rx_bytes, price_per_byte };
-        self.emit(UsageEvent::Accrued(record));
-        self.effects.push_back(Effect::when_durable(UsageEffect::Report(record)));
+        out.emit(ledger, UsageEvent::Accrued(record));
+        out.when_durable(UsageEffect::Report(record));
+    }
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct UsageMachine {
+    accrual: Accrual,
+    ledger: UsageLedger,
+    out: UsageOutbox,
+}
+
+impl UsageMachine {
+    /// A machine resuming from `ledger` (empty on first start, recovered otherwise), started
+    /// at `now`: it reads counters at once and closes its first window one window later.
+    pub fn new(config: UsageConfig, ledger: UsageLedger, now: Stamp) -> Self {
+        Self { accrual: Accrual::new(config, now), ledger, out: Outbox::new() }
+    }
+
+    /// Bytes read from the counters but not yet in a record, per link.
+    pub fn pending(&self, link: Link) -> (u64, u64) {
+        self.accrual.pending(&self.ledger, link)
     }
 }
 
@@ -177,7 +221,7 @@ impl crate::machines::Resync for UsageMachine {
     /// The readings and prices stay: bytes whose record was refused are pending again, above
     /// the durable `tx_counted`, and go into the next window's record.
     fn resync(&mut self, _at: Stamp, durable: &crate::machines::NodeState) {
-        self.resync_ledger(durable.usage.clone());
+        self.ledger = durable.usage.clone();
     }
 }
 
@@ -186,54 +230,30 @@ impl Machine for UsageMachine {
     type Event = UsageEvent;
     type Effect = UsageEffect;
     type Timer = UsageTimer;
+    type State = UsageLedger;
 
     fn handle(&mut self, _at: Stamp, input: UsageInput) {
-        match input {
-            UsageInput::Counters(samples) => {
-                for sample in samples {
-                    self.observe(sample);
-                }
-            }
-            UsageInput::PriceSelected { link, price_per_byte } => {
-                let old = self.prices.get(&link).copied().flatten();
-                if old != price_per_byte {
-                    self.accrue(link);
-                    self.prices.insert(link, price_per_byte);
-                }
-            }
-        }
+        self.accrual.handle(&mut self.ledger, &mut self.out, input);
     }
 
     fn handle_timeout(&mut self, at: Stamp, timer: UsageTimer) {
-        match timer {
-            UsageTimer::Poll => {
-                self.effects.push_back(Effect::now(UsageEffect::ReadCounters));
-                self.timers.set(UsageTimer::Poll, at.plus_ms(self.config.poll_ms));
-            }
-            UsageTimer::Window => {
-                let links: Vec<Link> = self.observed.keys().copied().collect();
-                for link in links {
-                    self.accrue(link);
-                }
-                self.timers.set(UsageTimer::Window, at.plus_ms(self.config.window_ms));
-            }
-        }
+        self.accrual.handle_timeout(&mut self.ledger, &mut self.out, at, timer);
     }
 
-    fn apply(&mut self, event: &UsageEvent) {
-        self.ledger.apply(event);
+    fn state(&self) -> &UsageLedger {
+        &self.ledger
     }
 
     fn poll_event(&mut self) -> Option<UsageEvent> {
-        self.events.pop_front()
+        self.out.poll_event()
     }
 
     fn poll_effect(&mut self) -> Option<Effect<UsageEffect>> {
-        self.effects.pop_front()
+        self.out.poll_effect()
     }
 
     fn poll_timeout(&self) -> Option<(Stamp, UsageTimer)> {
-        self.timers.earliest()
+        self.accrual.poll_timeout()
     }
 }
 

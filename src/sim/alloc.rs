@@ -2,7 +2,7 @@
 //! so that simulations and benchmarks can measure what their machines hold. A library cannot
 //! choose the allocator; a binary installs it:
 //!
-//! ```ignore
+//! ```text
 //! #[global_allocator]
 //! static ALLOC: lastmile::sim::alloc::CountingAlloc = lastmile::sim::alloc::CountingAlloc;
 //! ```

@@ -104,8 +104,20 @@ mod tests {
     /// A toy machine: `Ask(n)` emits event `n` and asks the outside for `n + 1` (an effect
     /// released when durable if `n` is even) until `n` reaches 3; a timer named `()` is armed
     /// at `armed` and, when fired, emits 100 and re-arms 10 ms later.
+    /// The toy's durable state: how many events it emitted.
+    #[derive(Default)]
+    struct Emitted(u32);
+
+    impl crate::events::Fold for Emitted {
+        type Event = u32;
+        fn apply(&mut self, _event: &u32) {
+            self.0 += 1;
+        }
+    }
+
     #[derive(Default)]
     struct Toy {
+        emitted: Emitted,
         events: Vec<u32>,
         effects: Vec<Effect<u32>>,
         armed: Option<Stamp>,
@@ -117,8 +129,10 @@ mod tests {
         type Event = u32;
         type Effect = u32;
         type Timer = ();
+        type State = Emitted;
 
         fn handle(&mut self, _at: Stamp, n: u32) {
+            self.emitted.0 += 1;
             self.events.push(n);
             if n < 3 {
                 self.effects.push(if n.is_multiple_of(2) {
@@ -131,11 +145,14 @@ mod tests {
 
         fn handle_timeout(&mut self, at: Stamp, (): ()) {
             self.fired_at.push(at);
+            self.emitted.0 += 1;
             self.events.push(100);
             self.armed = Some(at.plus_ms(10));
         }
 
-        fn apply(&mut self, _event: &u32) {}
+        fn state(&self) -> &Emitted {
+            &self.emitted
+        }
 
         fn poll_event(&mut self) -> Option<u32> {
             (!self.events.is_empty()).then(|| self.events.remove(0))

@@ -98,6 +98,15 @@ impl From<UsageEvent> for Event {
     }
 }
 
+impl From<super::billing::BillingRecord> for Event {
+    fn from(e: super::billing::BillingRecord) -> Self {
+        match e {
+            super::billing::BillingRecord::Usage(e) => Event::Usage(e),
+            super::billing::BillingRecord::Billing(e) => Event::Billing(e),
+        }
+    }
+}
+
 impl From<BillingEvent> for Event {
     fn from(e: BillingEvent) -> Self {
         Event::Billing(e)

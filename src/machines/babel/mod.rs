@@ -1572,6 +1572,7 @@ impl Machine for BabelMachine {
     type Event = BabelEvent;
     type Effect = BabelEffect;
     type Timer = BabelTimer;
+    type State = TrustLedger;
 
     fn handle(&mut self, at: Stamp, input: BabelInput) {
         self.now_ms = self.now_ms.max(at.tick_ms);
@@ -1642,8 +1643,8 @@ impl Machine for BabelMachine {
         self.step_done();
     }
 
-    fn apply(&mut self, event: &BabelEvent) {
-        self.trust.apply(event);
+    fn state(&self) -> &TrustLedger {
+        &self.trust
     }
 
     fn poll_event(&mut self) -> Option<BabelEvent> {
@@ -1684,7 +1685,7 @@ impl BabelMachine {
         let trust_before = self.trust.trust_of(Some(neighbour));
         let Some(evidence) = self.trust.judge(evidence, &self.config.trust) else { return };
         let event = BabelEvent::TrustEvidence(evidence);
-        self.apply(&event);
+        self.trust.apply(&event);
         self.events.push_back(event);
         if self.trust.trust_of(Some(neighbour)) != trust_before {
             self.reselect_via(r.neighbour);

@@ -21,14 +21,13 @@ pub mod payments;
 pub use ledger::{Account, BillingLedger, Payment, SEEN_RETENTION_BLOCKS};
 
 use crate::events::billing::{
-    BillingEffect, BillingEvent, BillingInput, BillingTimer, Enforcement, OperatorCommand,
+    BillingEffect, BillingEvent, BillingInput, BillingRecord, BillingTimer, Enforcement, OperatorCommand,
 };
 use crate::events::chain::{Address, Amount, ChainCommand};
 use crate::events::usage::{UsageEffect, UsageInput, UsageTimer};
-use crate::events::{Effect, Event, Machine, Stamp, TimerTable};
-use crate::machines::usage::{UsageConfig, UsageLedger, UsageMachine};
+use crate::events::{Effect, Fold, Machine, Outbox, Stamp, TimerTable};
+use crate::machines::usage::{Accrual, UsageConfig, UsageLedger, UsageOutbox};
 use payments::ChainView;
-use std::collections::VecDeque;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BillingConfig {
@@ -48,16 +47,40 @@ pub struct BillingConfig {
     pub replace_after_polls: u32,
 }
 
+/// The billing machine's durable state: the usage ledger its accrual keeps and the billing
+/// ledger, the fold of its records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BillingState {
+    pub usage: UsageLedger,
+    pub billing: BillingLedger,
+}
+
+impl Fold for BillingState {
+    type Event = BillingRecord;
+
+    fn apply(&mut self, event: &BillingRecord) {
+        match event {
+            BillingRecord::Usage(e) => {
+                self.usage.apply(e);
+                self.billing.apply_usage(e);
+            }
+            BillingRecord::Billing(e) => self.billing.apply_billing(e),
+        }
+    }
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct BillingMachine {
     config: BillingConfig,
-    usage: UsageMachine,
-    ledger: BillingLedger,
+    accrual: Accrual,
+    /// What accrual decided, before it joins `out` (its records folded into the billing
+    /// ledger on the way).
+    usage_out: UsageOutbox,
+    state: BillingState,
     chain: ChainView,
     timers: TimerTable<BillingTimer>,
-    events: VecDeque<Event>,
-    effects: VecDeque<Effect<BillingEffect>>,
+    out: Outbox<BillingRecord, BillingEffect>,
 }
 
 impl BillingMachine {
@@ -68,46 +91,45 @@ impl BillingMachine {
         timers.set(BillingTimer::Chain, now);
         let mut machine = Self {
             config,
-            usage: UsageMachine::new(config.usage, usage, now),
-            ledger,
+            accrual: Accrual::new(config.usage, now),
+            usage_out: Outbox::new(),
+            state: BillingState { usage, billing: ledger },
             chain: ChainView::new(config.confirmations.max(1)),
             timers,
-            events: VecDeque::new(),
-            effects: VecDeque::new(),
+            out: Outbox::new(),
         };
-        if machine.ledger.identity != Some(config.our_address) {
+        if machine.state.billing.identity != Some(config.our_address) {
             machine.emit(BillingEvent::IdentitySet { address: config.our_address });
         }
         machine
     }
 
     pub fn usage(&self) -> &UsageLedger {
-        self.usage.state()
+        &self.state.usage
     }
 
     pub fn ledger(&self) -> &BillingLedger {
-        &self.ledger
+        &self.state.billing
     }
 
     fn emit(&mut self, event: BillingEvent) {
-        self.ledger.apply_billing(&event);
-        self.events.push_back(Event::Billing(event));
+        self.out.emit(&mut self.state, BillingRecord::Billing(event));
     }
 
     fn refuse(&mut self, reason: String) {
-        self.effects.push_back(Effect::now(BillingEffect::Refused { reason }));
+        self.out.now(BillingEffect::Refused { reason });
     }
 
-    /// Moves what the usage part decided into our queues, folding its records into the
-    /// ledger.
+    /// Moves what accrual decided into our outbox: its records (already in the usage ledger)
+    /// are folded into the billing ledger too.
     fn drain_usage(&mut self) {
-        while let Some(e) = self.usage.poll_event() {
-            self.ledger.apply_usage(&e);
-            self.events.push_back(Event::Usage(e));
+        while let Some(e) = self.usage_out.poll_event() {
+            self.state.billing.apply_usage(&e);
+            self.out.queue_folded(BillingRecord::Usage(e));
         }
-        while let Some(effect) = self.usage.poll_effect() {
+        while let Some(effect) = self.usage_out.poll_effect() {
             match effect.action {
-                UsageEffect::ReadCounters => self.effects.push_back(Effect::now(BillingEffect::ReadCounters)),
+                UsageEffect::ReadCounters => self.out.now(BillingEffect::ReadCounters),
                 // Billing settles its own records; nobody else needs the report.
                 UsageEffect::Report(_) => {}
             }
@@ -117,7 +139,7 @@ impl BillingMachine {
     fn operator(&mut self, command: OperatorCommand) {
         match command {
             OperatorCommand::SetFee { fee_per_byte } => {
-                if self.ledger.fee_per_byte != fee_per_byte {
+                if self.state.billing.fee_per_byte != fee_per_byte {
                     self.emit(BillingEvent::FeeSet { fee_per_byte });
                 }
             }
@@ -128,12 +150,12 @@ impl BillingMachine {
                          owes up to its pay threshold plus counter lag before it pays",
                         t.enforce, t.pay
                     ));
-                } else if self.ledger.thresholds != Some(t) {
+                } else if self.state.billing.thresholds != Some(t) {
                     self.emit(BillingEvent::ThresholdsSet(t));
                 }
             }
             OperatorCommand::Forgive { neighbour, amount, reason } => {
-                let debt = self.ledger.account(neighbour).its_debt();
+                let debt = self.state.billing.account(neighbour).its_debt();
                 if reason.trim().is_empty() {
                     self.refuse(format!("forgiving n{} needs a reason", neighbour.0));
                 } else if amount.0 == 0 || i128::try_from(amount.0).map_or(true, |a| a > debt) {
@@ -149,16 +171,17 @@ impl BillingMachine {
     /// Pays every bound neighbour we owe more than the pay threshold (one open payment per
     /// neighbour), then moves the payment queue on.
     fn settle(&mut self) {
-        let Some(thresholds) = self.ledger.thresholds else {
+        let Some(thresholds) = self.state.billing.thresholds else {
             return;
         };
         let due: Vec<_> = self
-            .ledger
+            .state
+            .billing
             .accounts
             .iter()
             .filter_map(|(n, a)| {
                 let debt = a.our_debt();
-                let open = self.ledger.open.values().any(|p| p.neighbour == *n);
+                let open = self.state.billing.open.values().any(|p| p.neighbour == *n);
                 match (a.address, open) {
                     (Some(to), false) if debt > 0 && debt as u128 > thresholds.pay.0 => {
                         Some((*n, to, debt as u128))
@@ -168,7 +191,7 @@ impl BillingMachine {
             })
             .collect();
         for (neighbour, to, amount) in due {
-            let id = crate::events::chain::PaymentId(self.ledger.next_payment);
+            let id = crate::events::chain::PaymentId(self.state.billing.next_payment);
             self.emit(BillingEvent::PaymentIntended { id, neighbour, to, amount: Amount(amount) });
         }
         self.advance_payments();
@@ -177,11 +200,12 @@ impl BillingMachine {
     /// Throttles neighbours past the enforcement threshold; lifts it once their debt is back
     /// under the pay threshold.
     fn enforce(&mut self) {
-        let Some(t) = self.ledger.thresholds else {
+        let Some(t) = self.state.billing.thresholds else {
             return;
         };
         let changes: Vec<_> = self
-            .ledger
+            .state
+            .billing
             .accounts
             .iter()
             .filter_map(|(n, a)| {
@@ -196,20 +220,19 @@ impl BillingMachine {
             .collect();
         for (neighbour, level) in changes {
             self.emit(BillingEvent::EnforcementChanged { neighbour, level });
-            self.effects.push_back(Effect::now(BillingEffect::Enforce { neighbour, level }));
+            self.out.now(BillingEffect::Enforce { neighbour, level });
         }
     }
 
     fn chain_command(&mut self, command: ChainCommand) {
         // Chain commands that commit to a payment (sign, send) wait for the events behind
         // them; the others are questions and go at once.
-        let effect = match command {
+        match command {
             ChainCommand::Sign { .. } | ChainCommand::Send { .. } => {
-                Effect::when_durable(BillingEffect::Chain(command))
+                self.out.when_durable(BillingEffect::Chain(command))
             }
-            _ => Effect::now(BillingEffect::Chain(command)),
-        };
-        self.effects.push_back(effect);
+            _ => self.out.now(BillingEffect::Chain(command)),
+        }
     }
 }
 
@@ -218,11 +241,10 @@ impl crate::machines::Resync for BillingMachine {
     /// at once (a payment whose record was refused was never signed or sent; what the chain
     /// shows is reconciled by nonce), readings and prices kept.
     fn resync(&mut self, at: Stamp, durable: &crate::machines::NodeState) {
-        self.usage.resync_ledger(durable.usage.clone());
-        self.ledger = durable.billing.clone();
+        self.state = BillingState { usage: durable.usage.clone(), billing: durable.billing.clone() };
         self.chain = ChainView::new(self.config.confirmations.max(1));
         self.timers.set(BillingTimer::Chain, at);
-        if self.ledger.identity != Some(self.config.our_address) {
+        if self.state.billing.identity != Some(self.config.our_address) {
             self.emit(BillingEvent::IdentitySet { address: self.config.our_address });
         }
     }
@@ -230,23 +252,28 @@ impl crate::machines::Resync for BillingMachine {
 
 impl Machine for BillingMachine {
     type Input = BillingInput;
-    type Event = Event;
+    type Event = BillingRecord;
     type Effect = BillingEffect;
     type Timer = BillingTimer;
+    type State = BillingState;
 
-    fn handle(&mut self, at: Stamp, input: BillingInput) {
+    fn handle(&mut self, _at: Stamp, input: BillingInput) {
         match input {
-            BillingInput::Counters(samples) => self.usage.handle(at, UsageInput::Counters(samples)),
-            BillingInput::PriceQuoted { link, price_per_byte } => {
-                self.usage.handle(at, UsageInput::PriceSelected { link, price_per_byte })
+            BillingInput::Counters(samples) => {
+                self.accrual.handle(&mut self.state.usage, &mut self.usage_out, UsageInput::Counters(samples))
             }
+            BillingInput::PriceQuoted { link, price_per_byte } => self.accrual.handle(
+                &mut self.state.usage,
+                &mut self.usage_out,
+                UsageInput::PriceSelected { link, price_per_byte },
+            ),
             BillingInput::PriceAdvertised { link, price_per_byte } => {
-                if self.ledger.advertised.get(&link).map(|a| a.now) != Some(price_per_byte) {
+                if self.state.billing.advertised.get(&link).map(|a| a.now) != Some(price_per_byte) {
                     self.emit(BillingEvent::PriceAdvertised { link, price_per_byte });
                 }
             }
             BillingInput::BindNeighbour { neighbour, address } => {
-                if self.ledger.account(neighbour).address != Some(address) {
+                if self.state.billing.account(neighbour).address != Some(address) {
                     self.emit(BillingEvent::NeighbourBound { neighbour, address });
                 }
             }
@@ -254,7 +281,7 @@ impl Machine for BillingMachine {
             BillingInput::ExitStatementAccepted { neighbour, amount_due } => {
                 // Statements are cumulative: only an increase is news (a repeat or an older
                 // statement arriving late changes nothing).
-                if amount_due.0 > self.ledger.account(neighbour).exit_due.0 {
+                if amount_due.0 > self.state.billing.account(neighbour).exit_due.0 {
                     self.emit(BillingEvent::ExitDue { neighbour, amount_due });
                 }
             }
@@ -268,9 +295,16 @@ impl Machine for BillingMachine {
 
     fn handle_timeout(&mut self, at: Stamp, timer: BillingTimer) {
         match timer {
-            BillingTimer::Poll => self.usage.handle_timeout(at, UsageTimer::Poll),
+            BillingTimer::Poll => {
+                self.accrual.handle_timeout(&mut self.state.usage, &mut self.usage_out, at, UsageTimer::Poll)
+            }
             BillingTimer::Window => {
-                self.usage.handle_timeout(at, UsageTimer::Window);
+                self.accrual.handle_timeout(
+                    &mut self.state.usage,
+                    &mut self.usage_out,
+                    at,
+                    UsageTimer::Window,
+                );
                 self.drain_usage();
                 self.settle();
                 self.enforce();
@@ -283,27 +317,20 @@ impl Machine for BillingMachine {
         self.drain_usage();
     }
 
-    fn apply(&mut self, event: &Event) {
-        match event {
-            Event::Usage(e) => {
-                self.usage.apply(e);
-                self.ledger.apply_usage(e);
-            }
-            Event::Billing(e) => self.ledger.apply_billing(e),
-            Event::Incident(_) | Event::Exit(_) | Event::Routing(_) => {}
-        }
+    fn state(&self) -> &BillingState {
+        &self.state
     }
 
-    fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+    fn poll_event(&mut self) -> Option<BillingRecord> {
+        self.out.poll_event()
     }
 
     fn poll_effect(&mut self) -> Option<Effect<BillingEffect>> {
-        self.effects.pop_front()
+        self.out.poll_effect()
     }
 
     fn poll_timeout(&self) -> Option<(Stamp, BillingTimer)> {
-        let usage = self.usage.poll_timeout().map(|(at, t)| {
+        let usage = self.accrual.poll_timeout().map(|(at, t)| {
             (
                 at,
                 match t {

@@ -85,7 +85,7 @@ impl ChainView {
 impl BillingMachine {
     /// The oldest open payment: the only one in progress.
     fn active(&self) -> Option<(PaymentId, &crate::machines::billing::Payment)> {
-        self.ledger.open.iter().next().map(|(id, p)| (*id, p))
+        self.state.billing.open.iter().next().map(|(id, p)| (*id, p))
     }
 
     /// The chain timer: ask about the head, the active payment and incoming transfers.
@@ -142,7 +142,7 @@ impl BillingMachine {
         if self.chain.head.is_none() || self.chain.scanning.is_some() {
             return;
         }
-        if !self.ledger.chain_met && self.chain.scan_from.is_none() {
+        if !self.state.billing.chain_met && self.chain.scan_from.is_none() {
             // First contact with the chain: nothing buried before now was meant for us. It is
             // recorded even at genesis (`to_block` 0), so a restart never takes us for a
             // newcomer and skips transfers we have not credited yet.
@@ -151,7 +151,7 @@ impl BillingMachine {
             self.emit(BillingEvent::IncomingScanned { to_block: buried });
         }
         let Some(buried) = self.chain.buried_head() else { return };
-        let from = self.chain.scan_from.unwrap_or(self.ledger.scanned_to_block + 1);
+        let from = self.chain.scan_from.unwrap_or(self.state.billing.scanned_to_block + 1);
         if from > buried {
             return;
         }
@@ -171,7 +171,7 @@ impl BillingMachine {
         let Some(chain_nonce) = self.chain.chain_nonce else {
             return;
         };
-        let nonce = self.ledger.next_nonce.max(chain_nonce);
+        let nonce = self.state.billing.next_nonce.max(chain_nonce);
         let (to, amount) = (payment.to, payment.amount);
         self.chain.asked_sign = Some((id, nonce));
         self.chain_command(ChainCommand::Sign { id, to, amount, nonce });
@@ -189,7 +189,7 @@ impl BillingMachine {
                 self.chain.asked_sign = None;
                 // A first signature, or a replacement with the payment's own nonce; the payment
                 // may have been confirmed (an older hash mined) while it was being signed.
-                let Some(payment) = self.ledger.open.get(&id) else { return };
+                let Some(payment) = self.state.billing.open.get(&id) else { return };
                 if raw.is_empty() || payment.nonce.is_some_and(|n| n != nonce) {
                     return;
                 }
@@ -331,13 +331,13 @@ impl BillingMachine {
             if !in_range || t.to != self.config.our_address || t.amount.0 == 0 {
                 continue;
             }
-            let Some(neighbour) = self.ledger.neighbour_of(t.from) else {
+            let Some(neighbour) = self.state.billing.neighbour_of(t.from) else {
                 continue;
             };
-            if self.ledger.seen.contains_key(&(t.tx_hash, t.log_index)) {
+            if self.state.billing.seen.contains_key(&(t.tx_hash, t.log_index)) {
                 continue;
             }
-            let surplus_before = (-self.ledger.account(neighbour).its_debt()).max(0);
+            let surplus_before = (-self.state.billing.account(neighbour).its_debt()).max(0);
             self.emit(BillingEvent::PaymentReceived {
                 neighbour,
                 tx_hash: t.tx_hash,
@@ -345,7 +345,7 @@ impl BillingMachine {
                 amount: t.amount,
                 block: t.block,
             });
-            let surplus_after = (-self.ledger.account(neighbour).its_debt()).max(0);
+            let surplus_after = (-self.state.billing.account(neighbour).its_debt()).max(0);
             if surplus_after > surplus_before {
                 let amount = Amount((surplus_after - surplus_before) as u128);
                 self.emit(BillingEvent::CreditApplied { neighbour, amount });
@@ -353,7 +353,7 @@ impl BillingMachine {
             credited = true;
         }
         self.chain.scan_from = Some(to_block + 1);
-        if credited || to_block >= self.ledger.scanned_to_block + SCAN_PERSIST_BLOCKS {
+        if credited || to_block >= self.state.billing.scanned_to_block + SCAN_PERSIST_BLOCKS {
             self.emit(BillingEvent::IncomingScanned { to_block });
         }
     }

@@ -4,8 +4,8 @@ use super::*;
 use crate::events::billing::{PaymentFailure, Thresholds};
 use crate::events::chain::{ChainObservation, Inclusion, PaymentId, TxHash};
 use crate::events::usage::{CounterSample, Link, NeighbourId};
-use crate::events::Fold;
 use crate::events::Release;
+use crate::events::{Event, Fold};
 use crate::sim::chain::{ChainFaults, ChainTwin};
 use crate::sim::drive;
 
@@ -65,8 +65,8 @@ struct OnTwin<'a> {
 }
 
 impl drive::Shell<BillingMachine> for OnTwin<'_> {
-    fn record(&mut self, _at: Stamp, event: Event) -> drive::Flow {
-        self.seen.events.push(event);
+    fn record(&mut self, _at: Stamp, event: BillingRecord) -> drive::Flow {
+        self.seen.events.push(event.into());
         drive::Flow::Alive
     }
 

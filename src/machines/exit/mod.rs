@@ -26,9 +26,9 @@ use crate::events::chain::{Address, Amount};
 use crate::events::exit::{
     accrual_amount, ExitEffect, ExitEvent, ExitInput, ExitTimer, SignedStatement, Statement, UserCounters,
 };
-use crate::events::{Effect, Fold, Machine, Stamp, TimerTable};
+use crate::events::{Effect, Machine, Outbox, Stamp, TimerTable};
 use crate::machines::counter::CounterPair;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExitConfig {
@@ -49,8 +49,7 @@ pub struct ExitMachine {
     /// Latest counter readings per user (soft: the kernel keeps the truth).
     observed: BTreeMap<Address, CounterPair>,
     timers: TimerTable<ExitTimer>,
-    events: VecDeque<ExitEvent>,
-    effects: VecDeque<Effect<ExitEffect>>,
+    out: Outbox<ExitEvent, ExitEffect>,
 }
 
 impl ExitMachine {
@@ -60,24 +59,11 @@ impl ExitMachine {
         let mut timers = TimerTable::new();
         timers.set(ExitTimer::Poll, now);
         timers.set(ExitTimer::Statement, now.plus_ms(config.statement_ms));
-        Self {
-            config,
-            ledger,
-            observed: BTreeMap::new(),
-            timers,
-            events: VecDeque::new(),
-            effects: VecDeque::new(),
-        }
-    }
-
-    /// The durable state: the fold of every exit event.
-    pub fn state(&self) -> &ExitLedger {
-        &self.ledger
+        Self { config, ledger, observed: BTreeMap::new(), timers, out: Outbox::new() }
     }
 
     fn emit(&mut self, event: ExitEvent) {
-        self.ledger.apply(&event);
-        self.events.push_back(event);
+        self.out.emit(&mut self.ledger, event);
     }
 
     fn served(&self, user: Address) -> Served {
@@ -122,9 +108,9 @@ impl ExitMachine {
             .and_then(|a| a.checked_add(s.amount_due.0))
             .is_some();
         if !fits {
-            self.effects.push_back(Effect::now(ExitEffect::Refused {
+            self.out.now(ExitEffect::Refused {
                 reason: format!("the amount due by {user} would overflow u128; its bytes stay pending"),
-            }));
+            });
             return;
         }
         self.emit(ExitEvent::Accrued {
@@ -163,10 +149,10 @@ impl ExitMachine {
                     amount_due: s.amount_due,
                 };
                 self.emit(ExitEvent::StatementIssued(statement));
-                self.effects.push_back(Effect::now(ExitEffect::SignStatement(statement)));
+                self.out.now(ExitEffect::SignStatement(statement));
             } else if let Some(issued) = s.issued {
                 if s.signed.map(|(seq, _)| seq) != Some(issued.seq) {
-                    self.effects.push_back(Effect::now(ExitEffect::SignStatement(issued)));
+                    self.out.now(ExitEffect::SignStatement(issued));
                 }
             }
         }
@@ -184,6 +170,7 @@ impl Machine for ExitMachine {
     type Event = ExitEvent;
     type Effect = ExitEffect;
     type Timer = ExitTimer;
+    type State = ExitLedger;
 
     fn handle(&mut self, _at: Stamp, input: ExitInput) {
         match input {
@@ -212,10 +199,7 @@ impl Machine for ExitMachine {
                     return; // already signed and sent
                 }
                 self.emit(ExitEvent::StatementSigned { user, seq, signature });
-                self.effects.push_back(Effect::when_durable(ExitEffect::SendStatement(SignedStatement {
-                    statement,
-                    signature,
-                })));
+                self.out.when_durable(ExitEffect::SendStatement(SignedStatement { statement, signature }));
             }
         }
     }
@@ -223,7 +207,7 @@ impl Machine for ExitMachine {
     fn handle_timeout(&mut self, at: Stamp, timer: ExitTimer) {
         match timer {
             ExitTimer::Poll => {
-                self.effects.push_back(Effect::now(ExitEffect::ReadCounters));
+                self.out.now(ExitEffect::ReadCounters);
                 self.timers.set(ExitTimer::Poll, at.plus_ms(self.config.poll_ms));
             }
             ExitTimer::Statement => {
@@ -233,16 +217,16 @@ impl Machine for ExitMachine {
         }
     }
 
-    fn apply(&mut self, event: &ExitEvent) {
-        self.ledger.apply(event);
+    fn state(&self) -> &ExitLedger {
+        &self.ledger
     }
 
     fn poll_event(&mut self) -> Option<ExitEvent> {
-        self.events.pop_front()
+        self.out.poll_event()
     }
 
     fn poll_effect(&mut self) -> Option<Effect<ExitEffect>> {
-        self.effects.pop_front()
+        self.out.poll_effect()
     }
 
     fn poll_timeout(&self) -> Option<(Stamp, ExitTimer)> {

@@ -4,10 +4,11 @@ use super::ledger::ExitLedger;
 use super::statement::{self, SignatureError};
 use crate::events::chain::{Address, Amount};
 use crate::events::exit::{
-    DisputeReason, ExitEvent, ExitTimer, ExitUserEffect, ExitUserInput, SignedStatement, Statement,
+    DisputeReason, ExitEvent, ExitUserEffect, ExitUserInput, SignedStatement, Statement,
 };
-use crate::events::{Effect, Fold, Machine, Stamp};
-use std::collections::{BTreeMap, VecDeque};
+use crate::events::{Effect, Machine, Outbox, Stamp};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
 
 /// Parts per million.
 const PPM: u128 = 1_000_000;
@@ -44,23 +45,16 @@ pub struct ExitUserMachine {
     ledger: ExitLedger,
     /// Our latest cumulative counts per exit (soft: the usage ledger keeps them).
     own: BTreeMap<Address, (u64, u64)>,
-    events: VecDeque<ExitEvent>,
-    effects: VecDeque<Effect<ExitUserEffect>>,
+    out: Outbox<ExitEvent, ExitUserEffect>,
 }
 
 impl ExitUserMachine {
     pub fn new(config: ExitUserConfig, ledger: ExitLedger) -> Self {
-        Self { config, ledger, own: BTreeMap::new(), events: VecDeque::new(), effects: VecDeque::new() }
-    }
-
-    /// The durable state: the fold of every exit event.
-    pub fn state(&self) -> &ExitLedger {
-        &self.ledger
+        Self { config, ledger, own: BTreeMap::new(), out: Outbox::new() }
     }
 
     fn emit(&mut self, event: ExitEvent) {
-        self.ledger.apply(&event);
-        self.events.push_back(event);
+        self.out.emit(&mut self.ledger, event);
     }
 
     fn receive(&mut self, signed: SignedStatement) {
@@ -73,10 +67,7 @@ impl ExitUserMachine {
         match self.check(&signed, own_rx_bytes, own_tx_bytes) {
             Ok(()) => {
                 self.emit(ExitEvent::StatementAccepted { statement: s, own_rx_bytes, own_tx_bytes });
-                self.effects.push_back(Effect::when_durable(ExitUserEffect::Owe {
-                    exit: s.exit,
-                    amount_due: s.amount_due,
-                }));
+                self.out.when_durable(ExitUserEffect::Owe { exit: s.exit, amount_due: s.amount_due });
             }
             Err((reason, by)) => {
                 self.emit(ExitEvent::StatementDisputed { exit: s.exit, seq: s.seq, reason, by })
@@ -150,8 +141,9 @@ impl Machine for ExitUserMachine {
     type Input = ExitUserInput;
     type Event = ExitEvent;
     type Effect = ExitUserEffect;
-    /// The user's role has no deadlines; the type is shared with the exit's for simplicity.
-    type Timer = ExitTimer;
+    /// The user's role has no deadlines.
+    type Timer = Infallible;
+    type State = ExitLedger;
 
     fn handle(&mut self, _at: Stamp, input: ExitUserInput) {
         match input {
@@ -173,21 +165,23 @@ impl Machine for ExitUserMachine {
         }
     }
 
-    fn handle_timeout(&mut self, _at: Stamp, _timer: ExitTimer) {}
+    fn handle_timeout(&mut self, _at: Stamp, timer: Infallible) {
+        match timer {}
+    }
 
-    fn apply(&mut self, event: &ExitEvent) {
-        self.ledger.apply(event);
+    fn state(&self) -> &ExitLedger {
+        &self.ledger
     }
 
     fn poll_event(&mut self) -> Option<ExitEvent> {
-        self.events.pop_front()
+        self.out.poll_event()
     }
 
     fn poll_effect(&mut self) -> Option<Effect<ExitUserEffect>> {
-        self.effects.pop_front()
+        self.out.poll_effect()
     }
 
-    fn poll_timeout(&self) -> Option<(Stamp, ExitTimer)> {
+    fn poll_timeout(&self) -> Option<(Stamp, Infallible)> {
         None
     }
 }

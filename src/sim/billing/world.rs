@@ -5,10 +5,10 @@
 //! driver: its log, the chain twin, its kernel counters and the shaper.
 
 use super::{BillingSim, Enforced, SimConfig, StraySender, Topology};
-use crate::events::billing::{BillingEffect, BillingInput, OperatorCommand, Thresholds};
+use crate::events::billing::{BillingEffect, BillingInput, BillingRecord, OperatorCommand, Thresholds};
 use crate::events::chain::{Address, Amount, ChainCommand, ChainObservation, PaymentId};
 use crate::events::usage::{CounterSample, DestinationId, Link};
-use crate::events::{Effect, Event, Stamp};
+use crate::events::{Effect, Stamp};
 use crate::machines::billing::BillingMachine;
 use crate::rng::SplitMix64;
 use crate::sim::drive::{self, Flow};
@@ -116,8 +116,8 @@ pub(super) struct World<'a> {
 }
 
 impl drive::Shell<BillingMachine> for World<'_> {
-    fn record(&mut self, _at: Stamp, event: Event) -> Flow {
-        self.sim.record(self.id, event)
+    fn record(&mut self, _at: Stamp, event: BillingRecord) -> Flow {
+        self.sim.record(self.id, event.into())
     }
 
     fn execute(&mut self, _at: Stamp, effect: Effect<BillingEffect>) -> Option<BillingInput> {
