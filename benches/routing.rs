@@ -34,10 +34,9 @@
 //! per-route part (updates), and the latter is scaled by 3,999 / (N − 1).
 #![allow(clippy::disallowed_methods)] // A benchmark measures time on purpose.
 
+use lastmile::events::routing::{InterfaceConfig, RoutingEffect, RoutingInput};
 use lastmile::events::{Machine, Stamp};
-use lastmile::machines::babel::{
-    BabelConfig, BabelInput, BabelMachine, InterfaceConfig, TrustLedger, MAX_PACKET,
-};
+use lastmile::machines::babel::{BabelConfig, BabelMachine, TrustLedger, MAX_PACKET};
 use lastmile::rng::SplitMix64;
 use lastmile::sim::alloc::{heap_bytes, CountingAlloc};
 use lastmile::sim::babel::{babeld_like_len, BabelSim, Change, SimConfig, Topology, Window};
@@ -202,7 +201,7 @@ fn route_selection() {
     let config = InterfaceConfig::tunnel();
     let mut now = 0;
     for ifindex in 1..=NEIGHBOURS {
-        m.handle(Stamp::new(1, now), BabelInput::InterfaceUp { ifindex, link_local: me, config });
+        m.handle(Stamp::new(1, now), RoutingInput::InterfaceUp { ifindex, link_local: me, config });
     }
     let drain = |m: &mut BabelMachine| {
         while m.poll_event().is_some() {}
@@ -230,7 +229,7 @@ fn route_selection() {
             }));
             m.handle(
                 Stamp::new(1, now),
-                BabelInput::Received { ifindex: k, source: neighbour(k), bytes: enc.finish() },
+                RoutingInput::Received { ifindex: k, source: neighbour(k), bytes: enc.finish() },
             );
             drain(&mut m);
         }
@@ -263,7 +262,7 @@ fn route_selection() {
         packets.push(enc.finish());
         for bytes in packets {
             update_packets += 1;
-            m.handle(Stamp::new(1, now), BabelInput::Received { ifindex: k, source: neighbour(k), bytes });
+            m.handle(Stamp::new(1, now), RoutingInput::Received { ifindex: k, source: neighbour(k), bytes });
             drain(&mut m);
         }
     }
@@ -293,11 +292,11 @@ fn route_selection() {
     now += 10;
     m.handle(
         Stamp::new(1, now),
-        BabelInput::Received { ifindex: 1, source: neighbour(1), bytes: enc.finish() },
+        RoutingInput::Received { ifindex: 1, source: neighbour(1), bytes: enc.finish() },
     );
     let (mut bytes, mut babeld, mut updates) = (0, 0, 0);
     while let Some(e) = m.poll_effect() {
-        if let lastmile::machines::babel::BabelEffect::Send { ifindex: 1, bytes: b, .. } = e.action {
+        if let RoutingEffect::Send { ifindex: 1, bytes: b, .. } = e.action {
             let (len, n) = babeld_like_len(&b);
             if n > 0 {
                 bytes += b.len();

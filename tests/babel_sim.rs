@@ -14,7 +14,7 @@
 //! starves and its seqno request travels to the originator and the new seqno back, at most
 //! the diameter each way (§3.8.2.1); the check runs every `check_interval_ms`.
 
-use lastmile::machines::babel::InterfaceConfig;
+use lastmile::events::routing::InterfaceConfig;
 use lastmile::rng::SplitMix64;
 use lastmile::sim::babel::{BabelSim, Change, SimConfig, Topology};
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};

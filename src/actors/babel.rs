@@ -45,10 +45,10 @@
 use super::clock::Clock;
 use super::driver::{Deliver, Driver, Input};
 use super::log_writer::LogWriter;
-use crate::machines::babel::{
-    BabelConfig, BabelEffect, BabelInput, BabelMachine, InterfaceConfig, LimitsReport, ProbeReport,
-    RouteChange, SendTo, TrustLedger, Via,
+use crate::events::routing::{
+    InterfaceConfig, LimitsReport, ProbeReport, RouteChange, RoutingEffect, RoutingInput, SendTo, Via,
 };
+use crate::machines::babel::{BabelConfig, BabelMachine, TrustLedger};
 use crate::os::babel_socket::BabelSocket;
 use crate::os::interfaces;
 use crate::os::prober::{self, ProbePlan, Responder};
@@ -406,7 +406,7 @@ async fn receive_loop(socket: Arc<BabelSocket>, driver: Addr<Driver<BabelMachine
         match socket.recv().await {
             Ok(d) => {
                 let input =
-                    Input(BabelInput::Received { ifindex: d.ifindex, source: d.source, bytes: d.bytes });
+                    Input(RoutingInput::Received { ifindex: d.ifindex, source: d.source, bytes: d.bytes });
                 if driver.send(input).await.is_err() {
                     // The driver is gone: the node is stopping.
                     return;
@@ -457,7 +457,7 @@ impl LinkWatcher {
             }
             if let Some((ifindex, _)) = w.up.take() {
                 tracing::info!(interface = %w.name, ifindex, "link down");
-                self.driver.do_send(Input(BabelInput::InterfaceDown { ifindex }));
+                self.driver.do_send(Input(RoutingInput::InterfaceDown { ifindex }));
             }
             if let Some((ifindex, link_local)) = now {
                 // Joining again is harmless; the kernel forgets memberships of interfaces that
@@ -467,7 +467,11 @@ impl LinkWatcher {
                     continue;
                 }
                 tracing::info!(interface = %w.name, ifindex, %link_local, "link up");
-                self.driver.do_send(Input(BabelInput::InterfaceUp { ifindex, link_local, config: w.config }));
+                self.driver.do_send(Input(RoutingInput::InterfaceUp {
+                    ifindex,
+                    link_local,
+                    config: w.config,
+                }));
                 w.up = now;
             }
         }
@@ -507,7 +511,7 @@ async fn probe_loop(
         let driver = driver.clone();
         actix_rt::spawn(async move {
             match prober::probe(prefix.addr(), plan).await {
-                Ok(m) => driver.do_send(Input(BabelInput::Probed(ProbeReport {
+                Ok(m) => driver.do_send(Input(RoutingInput::Probed(ProbeReport {
                     prefix,
                     sent: m.sent,
                     received: m.received,
@@ -605,23 +609,23 @@ impl BabelNode {
         let to_socket = outgoing.clone();
         let to_kernel = routes.clone();
         let (to_prober, probe_requests) = mpsc::unbounded_channel();
-        let deliver: Deliver<BabelEffect> = Arc::new(move |effect| match effect {
-            BabelEffect::Send { ifindex, to, bytes } => {
+        let deliver: Deliver<RoutingEffect> = Arc::new(move |effect| match effect {
+            RoutingEffect::Send { ifindex, to, bytes } => {
                 // Fails only once the send loop is gone, i.e. while stopping.
                 let _ = to_socket.send(Outgoing::Packet { ifindex, to, bytes });
             }
-            BabelEffect::Route(change) => {
+            RoutingEffect::Route(change) => {
                 match kernel_op(&change) {
                     Some(op) => to_kernel.do_send(ApplyRoute(op)),
                     None => tracing::warn!(prefix = %change.prefix, "not a kernel destination"),
                 }
                 selected(RouteSelected::from(&change));
             }
-            BabelEffect::Probe { prefix } => {
+            RoutingEffect::Probe { prefix } => {
                 // Fails only once the probe loop is gone (no probes configured, or stopping).
                 let _ = to_prober.send(prefix);
             }
-            BabelEffect::Limits(report) => limits(report),
+            RoutingEffect::Limits(report) => limits(report),
         });
         let machine = BabelMachine::new(config.babel, trust, clock.now());
         let driver = Driver::new(machine, clock, log, deliver).start();
@@ -632,10 +636,10 @@ impl BabelNode {
             probing.push(actix_rt::spawn(respond(plan.port)));
         }
         for prefix in &config.originate {
-            driver.do_send(Input(BabelInput::Originate(*prefix)));
+            driver.do_send(Input(RoutingInput::Originate(*prefix)));
         }
         if !config.in_use.is_empty() {
-            driver.do_send(Input(BabelInput::InUse(config.in_use.clone())));
+            driver.do_send(Input(RoutingInput::InUse(config.in_use.clone())));
         }
         let interfaces =
             config.interfaces.into_iter().map(|(name, config)| Watched { name, config, up: None }).collect();
@@ -665,7 +669,7 @@ impl BabelNode {
         // Waiting here is outside every actor. Once the driver has handled Shutdown, its
         // packets are in the send queue and its route removals in the executor's mailbox, so
         // the markers sent next are behind them.
-        let handled = tokio::time::timeout(within, self.driver.send(Input(BabelInput::Shutdown))).await;
+        let handled = tokio::time::timeout(within, self.driver.send(Input(RoutingInput::Shutdown))).await;
         if !matches!(handled, Ok(Ok(()))) {
             tracing::warn!("the routing machine did not take the shutdown in time");
         }

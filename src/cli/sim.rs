@@ -5,7 +5,7 @@
 //!
 //! Prints what happened in words, then every figure again as `figure: NAME VALUE UNIT`.
 
-use crate::machines::babel::{InterfaceConfig, LinkKind};
+use crate::events::routing::{InterfaceConfig, LinkKind};
 use crate::sim::babel::{BabelSim, Change, SimConfig, Topology, Window};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

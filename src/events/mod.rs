@@ -35,13 +35,13 @@ macro_rules! numbered_enum {
     };
 }
 
-pub mod babel;
 pub mod billing;
 pub mod chain;
 pub mod codec;
 pub mod exit;
 pub mod incident;
 mod machine;
+pub mod routing;
 mod stamp;
 mod timer;
 pub mod usage;

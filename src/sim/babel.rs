@@ -33,11 +33,9 @@ pub mod check;
 pub mod topology;
 mod traffic;
 
+use crate::events::routing::{InterfaceConfig, RouteChange, RoutingEffect, RoutingInput, SendTo};
 use crate::events::{Machine, Stamp};
-use crate::machines::babel::{
-    BabelConfig, BabelEffect, BabelInput, BabelMachine, InterfaceConfig, RouteChange, SendTo, TrustLedger,
-    INFINITY,
-};
+use crate::machines::babel::{BabelConfig, BabelMachine, TrustLedger, INFINITY};
 use crate::rng::SplitMix64;
 use crate::wire::babel::{decode, Prefix, RouterId};
 use check::{Verdict, World, BOGUS_ROUTE, NO_ROUTE};
@@ -646,12 +644,12 @@ impl BabelSim {
         }
         let stamp = node.stamp(now);
         let mut m = BabelMachine::new(config, TrustLedger::default(), stamp);
-        m.handle(stamp, BabelInput::Originate(node.prefix));
+        m.handle(stamp, RoutingInput::Originate(node.prefix));
         for (i, _) in node.interfaces.iter().enumerate() {
             let ifindex = i as u32 + 1;
             m.handle(
                 stamp,
-                BabelInput::InterfaceUp {
+                RoutingInput::InterfaceUp {
                     ifindex,
                     link_local: link_local(n, ifindex),
                     config: self.config.interface,
@@ -680,7 +678,7 @@ impl BabelSim {
                 p.link, p.to, p.ifindex
             ));
         }
-        m.handle(stamp, BabelInput::Received { ifindex: p.ifindex, source: p.source, bytes: p.bytes });
+        m.handle(stamp, RoutingInput::Received { ifindex: p.ifindex, source: p.source, bytes: p.bytes });
         self.pump(p.to);
     }
 
@@ -736,11 +734,11 @@ impl BabelSim {
         }
         for e in effects {
             match e {
-                BabelEffect::Send { ifindex, to, bytes } => self.send(n, ifindex, to, bytes),
-                BabelEffect::Route(change) => self.route(n, change),
-                BabelEffect::Probe { .. } => self.nodes[n].probes += 1,
+                RoutingEffect::Send { ifindex, to, bytes } => self.send(n, ifindex, to, bytes),
+                RoutingEffect::Route(change) => self.route(n, change),
+                RoutingEffect::Probe { .. } => self.nodes[n].probes += 1,
                 // The simulated nodes are all honest: a refusal shows in the machine's stats.
-                BabelEffect::Limits(_) => {}
+                RoutingEffect::Limits(_) => {}
             }
         }
         let now = self.now_ms;

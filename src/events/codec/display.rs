@@ -1,10 +1,10 @@
 //! How events read for people: `replay trace`, log lines, demo output. Compact and stable.
 
 use super::Event;
-use crate::events::babel::BabelEvent;
 use crate::events::billing::BillingEvent;
 use crate::events::exit::{ExitEvent, Statement};
 use crate::events::incident::IncidentEvent;
+use crate::events::routing::RoutingEvent;
 use crate::events::usage::UsageEvent;
 use std::fmt;
 
@@ -74,7 +74,7 @@ impl fmt::Display for Event {
             }
             Event::Incident(IncidentEvent::Closed { kind }) => write!(f, "kind={kind}"),
             Event::Exit(e) => fmt_exit(e, f),
-            Event::Routing(BabelEvent::TrustEvidence(e)) => write!(
+            Event::Routing(RoutingEvent::TrustEvidence(e)) => write!(
                 f,
                 "if{} {} {} advertised rtt={}us loss={}uNp measured {}/{} rtt={}us worse={} streak={} trust={}",
                 e.ifindex,

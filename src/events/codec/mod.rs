@@ -22,10 +22,10 @@ mod incident;
 mod routing;
 mod usage;
 
-use super::babel::BabelEvent;
 use super::billing::BillingEvent;
 use super::exit::ExitEvent;
 use super::incident::IncidentEvent;
+use super::routing::RoutingEvent;
 use super::usage::UsageEvent;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -43,7 +43,7 @@ pub enum Event {
     Billing(BillingEvent),
     Incident(IncidentEvent),
     Exit(ExitEvent),
-    Routing(BabelEvent),
+    Routing(RoutingEvent),
 }
 
 impl Event {
@@ -119,8 +119,8 @@ impl From<ExitEvent> for Event {
     }
 }
 
-impl From<BabelEvent> for Event {
-    fn from(e: BabelEvent) -> Self {
+impl From<RoutingEvent> for Event {
+    fn from(e: RoutingEvent) -> Self {
         Event::Routing(e)
     }
 }

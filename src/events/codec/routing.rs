@@ -9,7 +9,7 @@
 //! than misreading it.
 
 use super::{body, read, DecodeError};
-use crate::events::babel::BabelEvent;
+use crate::events::routing::RoutingEvent;
 
 const TRUST_EVIDENCE: u8 = 48;
 pub(super) const FIRST: u8 = TRUST_EVIDENCE;
@@ -18,18 +18,18 @@ pub(super) const LAST: u8 = TRUST_EVIDENCE;
 /// (kind, name) of every routing kind.
 pub(super) const KINDS: &[(u8, &str)] = &[(TRUST_EVIDENCE, "routing.trust_evidence")];
 
-pub(super) fn name(e: &BabelEvent) -> &'static str {
+pub(super) fn name(e: &RoutingEvent) -> &'static str {
     match e {
-        BabelEvent::TrustEvidence(_) => "routing.trust_evidence",
+        RoutingEvent::TrustEvidence(_) => "routing.trust_evidence",
     }
 }
 
-pub(super) fn encode(e: &BabelEvent, buf: &mut Vec<u8>) {
+pub(super) fn encode(e: &RoutingEvent, buf: &mut Vec<u8>) {
     match e {
-        BabelEvent::TrustEvidence(e) => body(buf, TRUST_EVIDENCE, e),
+        RoutingEvent::TrustEvidence(e) => body(buf, TRUST_EVIDENCE, e),
     }
 }
 
-pub(super) fn decode(k: u8, rest: &[u8]) -> Result<BabelEvent, DecodeError> {
-    Ok(BabelEvent::TrustEvidence(read(k, rest)?))
+pub(super) fn decode(k: u8, rest: &[u8]) -> Result<RoutingEvent, DecodeError> {
+    Ok(RoutingEvent::TrustEvidence(read(k, rest)?))
 }

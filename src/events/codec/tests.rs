@@ -28,10 +28,10 @@ fn bytes(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 fn trust_evidence() -> Event {
-    use crate::events::babel::TrustEvidence;
+    use crate::events::routing::TrustEvidence;
     use crate::wire::babel::Prefix;
     let fd07 = core::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 7);
-    Event::Routing(BabelEvent::TrustEvidence(TrustEvidence {
+    Event::Routing(RoutingEvent::TrustEvidence(TrustEvidence {
         ifindex: 3,
         neighbour: core::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 9).octets(),
         prefix: Prefix::new(fd07.into(), 128).expect("valid"),

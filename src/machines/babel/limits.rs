@@ -43,11 +43,12 @@
 //!   Existing routes are never evicted for a newcomer's.
 //!
 //! Every refusal is counted in [`Refusals`] (part of [`super::BabelStats`]); the machine
-//! reports changed counters as a [`super::BabelEffect::Limits`] at most every
+//! reports changed counters as a [`super::RoutingEffect::Limits`] at most every
 //! [`REPORT_INTERVAL_MS`].
 
 use super::neighbour::Neighbour;
-use super::{cs, seqno_newer, BabelEffect, BabelMachine};
+use super::{cs, seqno_newer, BabelMachine};
+use crate::events::routing::{LimitsReport, Refusals, RoutingEffect};
 use crate::events::Effect;
 use crate::wire::babel::{self, Hello, Tlv};
 use core::net::Ipv6Addr;
@@ -135,58 +136,6 @@ impl BabelLimits {
             announced_cs.min(max_cs)
         }
     }
-}
-
-/// What the limits refused or forgot, counted since the machine started (part of
-/// [`super::BabelStats`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Refusals {
-    /// Sources heard repeatedly but not admitted: the interface's or the node's neighbour
-    /// table was full.
-    pub neighbours_full: u64,
-    /// Sources heard repeatedly but not admitted: no admission token on the interface.
-    pub neighbours_rate: u64,
-    /// Candidates forgotten for newer ones (the candidate table was full).
-    pub candidates_evicted: u64,
-    /// TLVs from strangers ignored: everything but their multicast Hellos (and padding).
-    pub stranger_tlvs: u64,
-    /// Updates for new destinations refused: the neighbour gave us its bound already.
-    pub routes_per_neighbour: u64,
-    /// Updates for new destinations refused: the node holds its bound of route entries.
-    pub routes_total: u64,
-    /// Updates for new destinations refused: the node holds its bound of destinations.
-    pub destinations: u64,
-    /// Martian prefixes ([`crate::wire::babel::Prefix::martian`]) refused in Updates, and
-    /// in `Originate`.
-    pub martians: u64,
-}
-
-impl Refusals {
-    /// Every refusal, of every kind.
-    pub fn total(&self) -> u64 {
-        self.neighbours_full
-            + self.neighbours_rate
-            + self.candidates_evicted
-            + self.stranger_tlvs
-            + self.routes_per_neighbour
-            + self.routes_total
-            + self.destinations
-            + self.martians
-    }
-}
-
-/// The state of the limits as the machine reports it ([`super::BabelEffect::Limits`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LimitsReport {
-    pub refused: Refusals,
-    /// Neighbours held now, on all interfaces.
-    pub neighbours: usize,
-    /// Candidates remembered now, on all interfaces.
-    pub candidates: usize,
-    /// Route entries held now.
-    pub route_entries: u32,
-    /// Destinations held now.
-    pub destinations: usize,
 }
 
 /// What happened to a stranger's multicast Hello.
@@ -550,7 +499,7 @@ impl BabelMachine {
     /// Reports the limits if their refusals changed and a report is due (or `force`).
     pub(super) fn report_limits(&mut self, force: bool) {
         if self.guard.report_due(&self.stats.refused, self.now_ms, force) {
-            self.effects.push_back(Effect::now(BabelEffect::Limits(self.limits_report())));
+            self.effects.push_back(Effect::now(RoutingEffect::Limits(self.limits_report())));
         }
     }
 }

@@ -27,15 +27,17 @@ pub mod score;
 mod tests;
 pub mod trust;
 
-use crate::events::babel::{BabelEvent, TrustEvidence};
+use crate::events::routing::{
+    InterfaceConfig, ProbeReport, Refusals, RouteChange, RoutingEffect, RoutingEvent, RoutingInput,
+    RoutingTimer, SendTo, TrustEvidence, Via,
+};
 use crate::events::{Effect, Fold, Machine, Stamp, TimerTable};
 use crate::wire::babel::{
     self, Encoder, Hello, Ihu, Prefix, RouteRequest, RouteVector, RouterId, SeqnoRequest, Tlv, Update,
 };
 use core::net::{IpAddr, Ipv6Addr};
-pub use limits::{BabelLimits, LimitsReport, Refusals};
+pub use limits::BabelLimits;
 use limits::{EarlyHello, Guard};
-pub use neighbour::LinkKind;
 use neighbour::Neighbour;
 pub use score::ScoreWeights;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -55,50 +57,6 @@ const REQUEST_HOPS: u8 = 64;
 /// IPv6 minimum MTU minus the IPv6 and UDP headers: every packet fits on any link, tunnels
 /// included.
 pub const MAX_PACKET: usize = 1280 - 40 - 8;
-
-/// Per-interface configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InterfaceConfig {
-    pub kind: LinkKind,
-    pub hello_interval_ms: u64,
-    /// Periodic full updates; triggered updates carry changes in between.
-    pub update_interval_ms: u64,
-    /// The rxcost advertised while the link is up (96 for wired, 256 for wireless).
-    pub nominal_cost: u16,
-    pub split_horizon: bool,
-}
-
-impl InterfaceConfig {
-    /// RFC 8966 defaults for a wired link: Hello every 4 s, updates every 16 s.
-    pub fn wired() -> Self {
-        Self {
-            kind: LinkKind::Wired,
-            hello_interval_ms: 4_000,
-            update_interval_ms: 16_000,
-            nominal_cost: 96,
-            split_horizon: true,
-        }
-    }
-
-    /// A WireGuard tunnel to one neighbour: Hellos as on wired links, but periodic updates
-    /// only every 60 s; changes go out as triggered updates when they happen.
-    pub fn tunnel() -> Self {
-        Self { kind: LinkKind::Tunnel, update_interval_ms: 60_000, ..Self::wired() }
-    }
-
-    /// A lossy radio link: ETX, no split horizon.
-    pub fn wireless() -> Self {
-        Self { kind: LinkKind::Wireless, nominal_cost: 256, split_horizon: false, ..Self::wired() }
-    }
-
-    pub fn with_hello_ms(self, hello_interval_ms: u64) -> Self {
-        Self { hello_interval_ms, ..self }
-    }
-
-    pub fn with_update_ms(self, update_interval_ms: u64) -> Self {
-        Self { update_interval_ms, ..self }
-    }
-}
 
 /// What to do with routes that carry no route vector (learnt from speakers that are not
 /// lastmile, or through them).
@@ -141,103 +99,6 @@ impl BabelConfig {
             limits: BabelLimits::default(),
         }
     }
-}
-
-/// Where packets to a destination go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Via {
-    pub ifindex: u32,
-    /// The neighbour's link-local address (whom billing pays).
-    pub neighbour: Ipv6Addr,
-    /// The next hop for the kernel: the neighbour, or the address its Update named.
-    pub next_hop: IpAddr,
-}
-
-/// A change of the selected route table.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteChange {
-    pub prefix: Prefix,
-    /// `None`: the destination is unreachable now (remove the kernel route).
-    pub via: Option<Via>,
-    /// The path price the neighbour advertised (what it charges us per byte); `None`:
-    /// unpriced.
-    pub price_per_byte: Option<u64>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SendTo {
-    /// ff02::1:6 on the interface.
-    Multicast,
-    /// A neighbour's link-local address.
-    Unicast(Ipv6Addr),
-}
-
-/// End-to-end measurements toward a destination over the selected path (the prober's
-/// answer to [`BabelEffect::Probe`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProbeReport {
-    pub prefix: Prefix,
-    pub sent: u32,
-    pub received: u32,
-    /// Mean RTT of the received probes (µs).
-    pub rtt_us: u32,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BabelInput {
-    InterfaceUp {
-        ifindex: u32,
-        link_local: Ipv6Addr,
-        config: InterfaceConfig,
-    },
-    InterfaceDown {
-        ifindex: u32,
-    },
-    /// A datagram from port 6696 with a link-local source.
-    Received {
-        ifindex: u32,
-        source: Ipv6Addr,
-        bytes: Vec<u8>,
-    },
-    /// Announce a prefix of this node (its mesh address, a LAN, an exit's default route).
-    Originate(Prefix),
-    Withdraw(Prefix),
-    /// The destinations whose traffic this node forwards or sends (from its counters):
-    /// these are probed end to end.
-    InUse(Vec<Prefix>),
-    Probed(ProbeReport),
-    /// Retract everything (wildcard retraction) before the daemon stops.
-    Shutdown,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BabelEffect {
-    Send {
-        ifindex: u32,
-        to: SendTo,
-        bytes: Vec<u8>,
-    },
-    Route(RouteChange),
-    /// Measure loss and RTT end to end toward the destination over its selected path, then
-    /// answer with [`BabelInput::Probed`].
-    Probe {
-        prefix: Prefix,
-    },
-    /// The limits refused something since the last report ([`limits`]): for the operator.
-    /// At most one every [`limits::REPORT_INTERVAL_MS`], and a last one at shutdown.
-    Limits(LimitsReport),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum BabelTimer {
-    Hello(u32),
-    Update(u32),
-    Neighbours,
-    Routes,
-    Requests,
-    Probes,
-    /// A refusal report is due ([`BabelEffect::Limits`]).
-    Report,
 }
 
 struct Interface {
@@ -339,9 +200,9 @@ pub struct BabelMachine {
     trust: TrustLedger,
     probes: trust::Probes,
     guard: Guard,
-    timers: TimerTable<BabelTimer>,
-    events: VecDeque<BabelEvent>,
-    effects: VecDeque<Effect<BabelEffect>>,
+    timers: TimerTable<RoutingTimer>,
+    events: VecDeque<RoutingEvent>,
+    effects: VecDeque<Effect<RoutingEffect>>,
     /// Counters for diagnostics and the simulator.
     pub stats: BabelStats,
 }
@@ -612,7 +473,7 @@ impl BabelMachine {
             Some((via, price)) => RouteChange { prefix, via: Some(via), price_per_byte: price },
             None => RouteChange { prefix, via: None, price_per_byte: None },
         };
-        self.effects.push_back(Effect::now(BabelEffect::Route(change)));
+        self.effects.push_back(Effect::now(RoutingEffect::Route(change)));
     }
 
     /// What we would advertise for `prefix` now; `None`: a retraction.
@@ -1404,17 +1265,17 @@ impl BabelMachine {
     fn emit_packet(&mut self, ifindex: u32, to: SendTo, bytes: Vec<u8>) {
         self.stats.packets_out += 1;
         self.stats.bytes_out += bytes.len() as u64;
-        self.effects.push_back(Effect::now(BabelEffect::Send { ifindex, to, bytes }));
+        self.effects.push_back(Effect::now(RoutingEffect::Send { ifindex, to, bytes }));
     }
 
     fn rearm(&mut self) {
         let mut t = TimerTable::new();
         for (ifindex, _) in self.interfaces.iter() {
-            if let Some(at) = self.timers.deadline(BabelTimer::Hello(*ifindex)) {
-                t.set(BabelTimer::Hello(*ifindex), at);
+            if let Some(at) = self.timers.deadline(RoutingTimer::Hello(*ifindex)) {
+                t.set(RoutingTimer::Hello(*ifindex), at);
             }
-            if let Some(at) = self.timers.deadline(BabelTimer::Update(*ifindex)) {
-                t.set(BabelTimer::Update(*ifindex), at);
+            if let Some(at) = self.timers.deadline(RoutingTimer::Update(*ifindex)) {
+                t.set(RoutingTimer::Update(*ifindex), at);
             }
         }
         let boot = self.boot;
@@ -1426,21 +1287,21 @@ impl BabelMachine {
             .min()
             .unwrap_or(u64::MAX);
         if neighbours != u64::MAX {
-            t.set(BabelTimer::Neighbours, stamp(neighbours));
+            t.set(RoutingTimer::Neighbours, stamp(neighbours));
         }
         // Not a scan of the sources on every step: `next_route_sweep_ms` covers their
         // expiry too (see `sweep_routes`).
         if self.next_route_sweep_ms != u64::MAX {
-            t.set(BabelTimer::Routes, stamp(self.next_route_sweep_ms));
+            t.set(RoutingTimer::Routes, stamp(self.next_route_sweep_ms));
         }
         if let Some(at) = self.requests.values().map(|r| r.resend_ms).min() {
-            t.set(BabelTimer::Requests, stamp(at));
+            t.set(RoutingTimer::Requests, stamp(at));
         }
         if let Some(at) = self.probes.next_deadline() {
-            t.set(BabelTimer::Probes, stamp(at));
+            t.set(RoutingTimer::Probes, stamp(at));
         }
         if let Some(at) = self.guard.report_deadline(&self.stats.refused) {
-            t.set(BabelTimer::Report, stamp(at));
+            t.set(RoutingTimer::Report, stamp(at));
         }
         self.timers = t;
     }
@@ -1462,8 +1323,9 @@ impl BabelMachine {
         // Our own prefixes go out at once; the rest once neighbours are usable.
         self.trigger_all_originated();
         let now = self.now_ms;
-        self.timers.set(BabelTimer::Hello(ifindex), Stamp::new(self.boot, now + config.hello_interval_ms));
-        self.timers.set(BabelTimer::Update(ifindex), Stamp::new(self.boot, now + config.update_interval_ms));
+        self.timers.set(RoutingTimer::Hello(ifindex), Stamp::new(self.boot, now + config.hello_interval_ms));
+        self.timers
+            .set(RoutingTimer::Update(ifindex), Stamp::new(self.boot, now + config.update_interval_ms));
     }
 
     fn interface_down(&mut self, ifindex: u32) {
@@ -1474,8 +1336,8 @@ impl BabelMachine {
         }
         self.interfaces.remove(&ifindex);
         self.guard.interface_down(ifindex);
-        self.timers.clear(BabelTimer::Hello(ifindex));
-        self.timers.clear(BabelTimer::Update(ifindex));
+        self.timers.clear(RoutingTimer::Hello(ifindex));
+        self.timers.clear(RoutingTimer::Update(ifindex));
     }
 
     fn shutdown(&mut self) {
@@ -1568,22 +1430,22 @@ impl crate::machines::Resync for BabelMachine {
 }
 
 impl Machine for BabelMachine {
-    type Input = BabelInput;
-    type Event = BabelEvent;
-    type Effect = BabelEffect;
-    type Timer = BabelTimer;
+    type Input = RoutingInput;
+    type Event = RoutingEvent;
+    type Effect = RoutingEffect;
+    type Timer = RoutingTimer;
     type State = TrustLedger;
 
-    fn handle(&mut self, at: Stamp, input: BabelInput) {
+    fn handle(&mut self, at: Stamp, input: RoutingInput) {
         self.now_ms = self.now_ms.max(at.tick_ms);
         self.boot = at.boot;
         match input {
-            BabelInput::InterfaceUp { ifindex, link_local, config } => {
+            RoutingInput::InterfaceUp { ifindex, link_local, config } => {
                 self.interface_up(ifindex, link_local, config)
             }
-            BabelInput::InterfaceDown { ifindex } => self.interface_down(ifindex),
-            BabelInput::Received { ifindex, source, bytes } => self.received(ifindex, source, &bytes),
-            BabelInput::Originate(prefix) => {
+            RoutingInput::InterfaceDown { ifindex } => self.interface_down(ifindex),
+            RoutingInput::Received { ifindex, source, bytes } => self.received(ifindex, source, &bytes),
+            RoutingInput::Originate(prefix) => {
                 if prefix.is_martian() {
                     // Never announced (the command line refuses them first).
                     self.stats.refused.martians += 1;
@@ -1591,7 +1453,7 @@ impl Machine for BabelMachine {
                     self.trigger(prefix);
                 }
             }
-            BabelInput::Withdraw(prefix) => {
+            RoutingInput::Withdraw(prefix) => {
                 if self.originated.remove(&prefix) {
                     self.destinations.entry(prefix).or_default().advertised = Some(Advert {
                         router_id: self.config.router_id,
@@ -1604,24 +1466,24 @@ impl Machine for BabelMachine {
                     self.reselect(prefix);
                 }
             }
-            BabelInput::InUse(prefixes) => self.probes.in_use(prefixes, self.now_ms, &self.config.trust),
-            BabelInput::Probed(report) => self.probed(report),
-            BabelInput::Shutdown => self.shutdown(),
+            RoutingInput::InUse(prefixes) => self.probes.in_use(prefixes, self.now_ms, &self.config.trust),
+            RoutingInput::Probed(report) => self.probed(report),
+            RoutingInput::Shutdown => self.shutdown(),
         }
         self.step_done();
     }
 
-    fn handle_timeout(&mut self, at: Stamp, timer: BabelTimer) {
+    fn handle_timeout(&mut self, at: Stamp, timer: RoutingTimer) {
         self.now_ms = self.now_ms.max(at.tick_ms);
         self.boot = at.boot;
         match timer {
-            BabelTimer::Hello(ifindex) => {
+            RoutingTimer::Hello(ifindex) => {
                 if let Some(c) = self.iface_config(ifindex) {
                     self.send_hello(ifindex);
                     self.timers.set(timer, Stamp::new(self.boot, self.now_ms + c.hello_interval_ms));
                 }
             }
-            BabelTimer::Update(ifindex) => {
+            RoutingTimer::Update(ifindex) => {
                 if let Some(c) = self.iface_config(ifindex) {
                     if let Some(i) = self.interfaces.get_mut(&ifindex) {
                         i.outbox.full_dump = true;
@@ -1629,16 +1491,16 @@ impl Machine for BabelMachine {
                     self.timers.set(timer, Stamp::new(self.boot, self.now_ms + c.update_interval_ms));
                 }
             }
-            BabelTimer::Neighbours => self.check_neighbours(),
-            BabelTimer::Routes => self.sweep_routes(),
-            BabelTimer::Requests => self.resend_requests(),
-            BabelTimer::Probes => {
+            RoutingTimer::Neighbours => self.check_neighbours(),
+            RoutingTimer::Routes => self.sweep_routes(),
+            RoutingTimer::Requests => self.resend_requests(),
+            RoutingTimer::Probes => {
                 for prefix in self.probes.due(self.now_ms, &self.config.trust) {
-                    self.effects.push_back(Effect::now(BabelEffect::Probe { prefix }));
+                    self.effects.push_back(Effect::now(RoutingEffect::Probe { prefix }));
                 }
             }
             // `step_done` sends the report.
-            BabelTimer::Report => {}
+            RoutingTimer::Report => {}
         }
         self.step_done();
     }
@@ -1647,15 +1509,15 @@ impl Machine for BabelMachine {
         &self.trust
     }
 
-    fn poll_event(&mut self) -> Option<BabelEvent> {
+    fn poll_event(&mut self) -> Option<RoutingEvent> {
         self.events.pop_front()
     }
 
-    fn poll_effect(&mut self) -> Option<Effect<BabelEffect>> {
+    fn poll_effect(&mut self) -> Option<Effect<RoutingEffect>> {
         self.effects.pop_front()
     }
 
-    fn poll_timeout(&self) -> Option<(Stamp, BabelTimer)> {
+    fn poll_timeout(&self) -> Option<(Stamp, RoutingTimer)> {
         self.timers.earliest()
     }
 }
@@ -1684,7 +1546,7 @@ impl BabelMachine {
         };
         let trust_before = self.trust.trust_of(Some(neighbour));
         let Some(evidence) = self.trust.judge(evidence, &self.config.trust) else { return };
-        let event = BabelEvent::TrustEvidence(evidence);
+        let event = RoutingEvent::TrustEvidence(evidence);
         self.trust.apply(&event);
         self.events.push_back(event);
         if self.trust.trust_of(Some(neighbour)) != trust_before {

@@ -2,19 +2,8 @@
 //! loss.
 
 use super::INFINITY;
+use crate::events::routing::LinkKind;
 use core::net::Ipv6Addr;
-
-/// What kind of link an interface is; it decides the cost function and the defaults.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LinkKind {
-    /// A wired link: 2-out-of-3 (RFC 8966 §A.2.1), split horizon.
-    Wired,
-    /// A WireGuard tunnel to one neighbour: like wired, with long periodic update intervals
-    /// (triggered updates carry the changes).
-    Tunnel,
-    /// A lossy link: ETX (RFC 8966 §A.2.2), no split horizon.
-    Wireless,
-}
 
 /// The state of one neighbour (an interface and a link-local address).
 #[derive(Clone, Debug)]

@@ -4,6 +4,7 @@
 mod hardening;
 
 use super::*;
+use crate::events::routing::LimitsReport;
 use crate::wire::babel::{decode, encode, Packet};
 
 const A: u32 = 1;
@@ -59,7 +60,7 @@ impl Node {
         };
         for (i, l) in [(A, ll(1)), (B, ll(2))] {
             let c = InterfaceConfig::wired().with_hello_ms(1_000).with_update_ms(4_000);
-            n.input(BabelInput::InterfaceUp { ifindex: i, link_local: l, config: c });
+            n.input(RoutingInput::InterfaceUp { ifindex: i, link_local: l, config: c });
         }
         n
     }
@@ -74,26 +75,26 @@ impl Node {
         while self.m.poll_event().is_some() {}
         while let Some(e) = self.m.poll_effect() {
             match e.action {
-                BabelEffect::Send { ifindex, to, bytes } => {
+                RoutingEffect::Send { ifindex, to, bytes } => {
                     let d = decode(&bytes).expect("the machine sends valid packets");
                     assert!(d.ignored.is_empty(), "{:?}", d.ignored);
                     self.sent.push((ifindex, to, d.packet));
                 }
-                BabelEffect::Route(r) => self.routes.push(r),
-                BabelEffect::Probe { prefix } => self.probes.push(prefix),
-                BabelEffect::Limits(r) => self.limits.push(r),
+                RoutingEffect::Route(r) => self.routes.push(r),
+                RoutingEffect::Probe { prefix } => self.probes.push(prefix),
+                RoutingEffect::Limits(r) => self.limits.push(r),
             }
         }
     }
 
-    fn input(&mut self, i: BabelInput) {
+    fn input(&mut self, i: RoutingInput) {
         self.m.handle(at(self.now), i);
         self.drain();
     }
 
     fn from(&mut self, ifindex: u32, source: Ipv6Addr, tlvs: Vec<Tlv>) {
         let bytes = encode(&Packet { tlvs, trailer: vec![] });
-        self.input(BabelInput::Received { ifindex, source, bytes });
+        self.input(RoutingInput::Received { ifindex, source, bytes });
     }
 
     /// Advances virtual time to `ms`, firing every timer due on the way.
@@ -214,7 +215,7 @@ fn an_interface_starts_with_a_hello_and_a_wildcard_route_request() {
 #[test]
 fn neighbour_acquisition_needs_hellos_both_ways() {
     let mut n = Node::default();
-    n.input(BabelInput::Originate(p6(1)));
+    n.input(RoutingInput::Originate(p6(1)));
     n.take_sent();
     n.from(A, ll(9), vec![hello(0)]);
     assert!(n.m.neighbours().is_empty(), "one Hello and no IHU: not usable");
@@ -356,7 +357,7 @@ fn starvation_sends_a_seqno_request_and_a_newer_seqno_ends_it() {
 #[test]
 fn seqno_requests_are_answered_by_the_source_and_forwarded_by_others() {
     let mut n = Node::default();
-    n.input(BabelInput::Originate(p6(1)));
+    n.input(RoutingInput::Originate(p6(1)));
     n.acquire(A, ll(9));
     n.acquire(B, ll(8));
     n.take_sent();
@@ -526,8 +527,8 @@ fn unpriced_routes_are_avoided_unless_alone() {
 #[test]
 fn route_requests_are_answered() {
     let mut n = Node::default();
-    n.input(BabelInput::Originate(p6(1)));
-    n.input(BabelInput::Originate(p6(2)));
+    n.input(RoutingInput::Originate(p6(1)));
+    n.input(RoutingInput::Originate(p6(2)));
     n.acquire(A, ll(9));
     n.take_sent();
     n.from(A, ll(9), vec![Tlv::RouteRequest(RouteRequest { prefix: None, unknown: vec![] })]);
@@ -602,7 +603,7 @@ fn a_neighbour_that_lies_about_rtt_loses_trust_and_the_route() {
     n.peer(A, ll(9), vec![update(p6(7), rid(7), 3, 100, vector(10, 1))]);
     n.peer(B, ll(8), vec![update(p6(7), rid(7), 4, 100, vector(10, 30))]);
     assert_eq!(n.m.selected().next().unwrap().1.ifindex, A);
-    n.input(BabelInput::InUse(vec![p6(7)]));
+    n.input(RoutingInput::InUse(vec![p6(7)]));
     let mut events = Vec::new();
     for _round in 0..12 {
         n.live_until(n.now + 30_000);
@@ -611,7 +612,7 @@ fn a_neighbour_that_lies_about_rtt_loses_trust_and_the_route() {
         // Reality: 40 ms, whatever A says.
         n.m.handle(
             at(n.now),
-            BabelInput::Probed(ProbeReport { prefix: p6(7), sent: 20, received: 20, rtt_us: 40_000 }),
+            RoutingInput::Probed(ProbeReport { prefix: p6(7), sent: 20, received: 20, rtt_us: 40_000 }),
         );
         while let Some(e) = n.m.poll_event() {
             events.push(e);
@@ -623,7 +624,7 @@ fn a_neighbour_that_lies_about_rtt_loses_trust_and_the_route() {
     }
     assert_eq!(n.m.selected().next().unwrap().1.ifindex, B, "the liar lost the route");
     assert!(events.len() >= 3);
-    assert!(events.iter().all(|BabelEvent::TrustEvidence(e)| e.worse && e.neighbour == ll(9).octets()));
+    assert!(events.iter().all(|RoutingEvent::TrustEvidence(e)| e.worse && e.neighbour == ll(9).octets()));
     // The durable trust is the fold of the events.
     let mut folded = TrustLedger::default();
     for e in &events {
@@ -658,7 +659,7 @@ fn small_vector_changes_wait_for_the_periodic_update() {
 #[test]
 fn a_restarted_source_jumps_to_the_requested_seqno() {
     let mut n = Node::default();
-    n.input(BabelInput::Originate(p6(1)));
+    n.input(RoutingInput::Originate(p6(1)));
     n.acquire(A, ll(9));
     n.take_sent();
     assert_eq!(n.m.seqno(), 0);

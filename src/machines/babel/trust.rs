@@ -14,7 +14,7 @@
 //! a neighbour charges is exact and billed from our own counters.
 
 use super::score::{log2_fixed, ScoreWeights};
-use crate::events::babel::{BabelEvent, TrustEvidence};
+use crate::events::routing::{RoutingEvent, TrustEvidence};
 use crate::events::Fold;
 use crate::wire::babel::Prefix;
 use core::net::Ipv6Addr;
@@ -62,11 +62,11 @@ pub struct TrustLedger {
 }
 
 impl Fold for TrustLedger {
-    type Event = BabelEvent;
+    type Event = RoutingEvent;
 
-    fn apply(&mut self, event: &BabelEvent) {
+    fn apply(&mut self, event: &RoutingEvent) {
         match event {
-            BabelEvent::TrustEvidence(e) => {
+            RoutingEvent::TrustEvidence(e) => {
                 let t = self.neighbours.entry((e.ifindex, e.neighbour)).or_insert(NeighbourTrust {
                     trust_permille: 1000,
                     streak: 0,

@@ -45,7 +45,7 @@ fn established() -> Node {
 fn flood_hello(n: &mut Node, source: Ipv6Addr, seqno: u16) -> u64 {
     let bytes = encode(&Packet { tlvs: vec![hello(seqno)], trailer: vec![] });
     let len = bytes.len() as u64;
-    n.input(BabelInput::Received { ifindex: A, source, bytes });
+    n.input(RoutingInput::Received { ifindex: A, source, bytes });
     len + u64::from(IP_UDP_HEADER_BYTES)
 }
 
@@ -165,7 +165,7 @@ fn a_sustained_flood_of_new_sources_costs_less_than_it_sent() {
 #[test]
 fn a_new_neighbour_is_admitted_on_its_second_hello_and_greeted_at_once() {
     let mut n = Node::default();
-    n.input(BabelInput::Originate(p6(1)));
+    n.input(RoutingInput::Originate(p6(1)));
     n.run_until(100);
     n.take_sent();
     // babeld's first packet: Hello and a wildcard Route Request (16 bytes).
@@ -393,7 +393,7 @@ fn a_neighbour_that_leaves_takes_its_route_count_along() {
     n.acquire(A, ll(9));
     n.from(A, ll(9), (0..20).map(|i| update(p6(100 + i), rid(9), 1, 100, None)).collect());
     assert_eq!(n.m.limits_report().route_entries, 20);
-    n.input(BabelInput::InterfaceDown { ifindex: A });
+    n.input(RoutingInput::InterfaceDown { ifindex: A });
     assert_eq!((n.m.route_entries(), n.m.limits_report().route_entries), (0, 0));
 }
 
@@ -423,7 +423,7 @@ fn martian_updates_are_refused_counted_and_not_propagated() {
         other => panic!("{other:?}"),
     };
     assert_eq!(p.to_string(), "fe80::1234/128", "AE 3 decodes to a link-local prefix");
-    n.input(BabelInput::Received { ifindex: A, source: ll(9), bytes: ae3_update_packet() });
+    n.input(RoutingInput::Received { ifindex: A, source: ll(9), bytes: ae3_update_packet() });
     let v4 = |a: [u8; 4], len: u8| {
         let mut u = update(Prefix::new(IpAddr::V4(a.into()), len).unwrap(), rid(9), 1, 100, None);
         if let Tlv::Update(x) = &mut u {
@@ -456,7 +456,7 @@ fn martian_updates_are_refused_counted_and_not_propagated() {
     let out = n.updates_on(B);
     assert_eq!(out.iter().filter(|u| u.prefix.is_some_and(|p| p.is_default())).count(), 2, "{out:?}");
     // And we never originate a martian.
-    n.input(BabelInput::Originate(Prefix::new("ff02::1".parse().unwrap(), 128).unwrap()));
+    n.input(RoutingInput::Originate(Prefix::new("ff02::1".parse().unwrap(), 128).unwrap()));
     assert_eq!(n.m.stats.refused.martians, 10);
     assert!(n.updates_on(B).is_empty());
 }
@@ -486,7 +486,7 @@ fn refusals_are_reported_at_most_every_ten_seconds_and_at_shutdown() {
     assert_eq!(n.limits.last().unwrap().refused.stranger_tlvs, 50, "the last changes are reported when due");
     let before = n.limits.len();
     n.from(A, attacker(99), vec![ihu(ll(1), 96)]);
-    n.input(BabelInput::Shutdown);
+    n.input(RoutingInput::Shutdown);
     assert_eq!(n.limits.len(), before + 1, "the shutdown reports what changed since");
     assert_eq!(n.limits.last().unwrap().refused.stranger_tlvs, 51);
 }
