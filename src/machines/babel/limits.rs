@@ -43,13 +43,13 @@
 //!   Existing routes are never evicted for a newcomer's.
 //!
 //! Every refusal is counted in [`Refusals`] (part of [`super::BabelStats`]); the machine
-//! reports changed counters as a [`super::RoutingEffect::Limits`] at most every
+//! reports changed counters as a [`RoutingEffect::Limits`] at most every
 //! [`REPORT_INTERVAL_MS`].
 
-use super::neighbour::Neighbour;
-use super::{cs, seqno_newer, BabelMachine};
+use super::config::cs;
+use super::neighbour::NeighbourId;
+use super::{seqno_newer, BabelMachine};
 use crate::events::routing::{LimitsReport, Refusals, RoutingEffect};
-use crate::events::Effect;
 use crate::wire::babel::{self, Hello, Tlv};
 use core::net::Ipv6Addr;
 use std::collections::BTreeMap;
@@ -184,7 +184,7 @@ struct Held {
 pub(super) struct Guard {
     links: BTreeMap<u32, Link>,
     /// Route entries per neighbour id; neighbours with none are absent.
-    routes_of: BTreeMap<u32, u32>,
+    routes_of: BTreeMap<NeighbourId, u32>,
     routes: u32,
     reported: Refusals,
     /// No report before this (ms).
@@ -299,7 +299,7 @@ impl Guard {
 
     /// A new route entry from neighbour `nid`: `true` and counted if both bounds allow it,
     /// else `false` and the refusal counted.
-    pub fn admit_route(&mut self, nid: u32, limits: &BabelLimits, refused: &mut Refusals) -> bool {
+    pub fn admit_route(&mut self, nid: NeighbourId, limits: &BabelLimits, refused: &mut Refusals) -> bool {
         let of = self.routes_of.get(&nid).copied().unwrap_or(0);
         if of >= limits.routes_per_neighbour {
             refused.routes_per_neighbour += 1;
@@ -315,7 +315,7 @@ impl Guard {
     }
 
     /// A route entry from neighbour `nid` was removed (expired).
-    pub fn route_removed(&mut self, nid: u32) {
+    pub fn route_removed(&mut self, nid: NeighbourId) {
         if let Some(of) = self.routes_of.get_mut(&nid) {
             *of -= 1;
             self.routes -= 1;
@@ -326,14 +326,14 @@ impl Guard {
     }
 
     /// Neighbour `nid` is gone, with every route entry it gave us.
-    pub fn neighbour_removed(&mut self, nid: u32) {
+    pub fn neighbour_removed(&mut self, nid: NeighbourId) {
         if let Some(of) = self.routes_of.remove(&nid) {
             self.routes -= of;
         }
     }
 
     /// Route entries held from `nid`, and in total.
-    pub fn routes_of(&self, nid: u32) -> u32 {
+    pub fn routes_of(&self, nid: NeighbourId) -> u32 {
         self.routes_of.get(&nid).copied().unwrap_or(0)
     }
 
@@ -364,7 +364,7 @@ impl Guard {
 impl BabelMachine {
     /// Route entries held from the neighbour `address` on `ifindex` (as the limits count them).
     pub fn routes_from(&self, ifindex: u32, address: Ipv6Addr) -> u32 {
-        self.neighbour_ids.get(&(ifindex, address)).map_or(0, |nid| self.guard.routes_of(*nid))
+        self.neighbours.id(ifindex, address).map_or(0, |nid| self.guard.routes_of(nid))
     }
 
     /// The state of the limits now: what they refused, neighbours, candidates and route
@@ -375,17 +375,8 @@ impl BabelMachine {
             neighbours: self.neighbours.len(),
             candidates: self.guard.candidates(),
             route_entries: self.guard.routes(),
-            destinations: self.destinations.len(),
+            destinations: self.table.len(),
         }
-    }
-
-    /// Makes `address` on `ifindex` a neighbour (the limits admitted it).
-    pub(super) fn add_neighbour(&mut self, ifindex: u32, address: Ipv6Addr) -> u32 {
-        let id = self.next_neighbour;
-        self.next_neighbour += 1;
-        self.neighbour_ids.insert((ifindex, address), id);
-        self.neighbours.insert(id, Neighbour::new(ifindex, address));
-        id
     }
 
     /// A multicast Hello from a stranger, in a datagram of `datagram_bytes`: a candidate now,
@@ -397,7 +388,7 @@ impl BabelMachine {
         source: Ipv6Addr,
         h: &Hello,
         datagram_bytes: usize,
-    ) -> Option<u32> {
+    ) -> Option<NeighbourId> {
         let limits = self.config.limits;
         let our_interval_ms = self.iface_config(ifindex)?.hello_interval_ms;
         let hello = PreviousHello {
@@ -425,14 +416,14 @@ impl BabelMachine {
         match heard {
             Heard::Candidate { early } => {
                 if let (Some(early), Some(iface)) = (early, self.interfaces.get_mut(&ifindex)) {
-                    iface.outbox.early = Some(early);
+                    iface.queue.early = Some(early);
                 }
                 None
             }
             Heard::Admitted(previous) => {
-                let nid = self.add_neighbour(ifindex, source);
+                let nid = self.neighbours.add(ifindex, source);
                 let now_us = self.now_us();
-                let n = self.neighbours.get_mut(&nid).expect("added above");
+                let n = self.neighbours.get_mut(nid).expect("added above");
                 n.hello(previous.seqno, previous.interval_cs, previous.heard_ms);
                 n.hello(hello.seqno, hello.interval_cs, hello.heard_ms);
                 n.last_timestamp = h.timestamp_us.map(|t| (t, now_us));
@@ -446,16 +437,16 @@ impl BabelMachine {
     }
 
     /// A multicast Hello from neighbour `nid`.
-    pub(super) fn neighbour_hello(&mut self, nid: u32, h: &Hello) {
+    pub(super) fn neighbour_hello(&mut self, nid: NeighbourId, h: &Hello) {
         let interval_cs = self.config.limits.hello_interval_cs(h.interval_cs);
         let now_ms = self.now_ms;
         let now_us = self.now_us();
         let gap_ms = self
             .neighbours
-            .get(&nid)
+            .get(nid)
             .and_then(|n| self.iface_config(n.ifindex))
             .map(|c| c.hello_interval_ms / 4);
-        let Some(n) = self.neighbours.get_mut(&nid) else { return };
+        let Some(n) = self.neighbours.get_mut(nid) else { return };
         n.hello(h.seqno, interval_cs, now_ms);
         n.last_timestamp = h.timestamp_us.map(|t| (t, now_us));
         // A neighbour back after a long silence, or restarted: its history starts again.
@@ -473,13 +464,13 @@ impl BabelMachine {
     }
 
     /// Queues a greeting for neighbour `nid`: a Hello with its IHU, at the end of the step.
-    pub(super) fn greet(&mut self, nid: u32) {
+    pub(super) fn greet(&mut self, nid: NeighbourId) {
         let now_ms = self.now_ms;
-        let Some(n) = self.neighbours.get_mut(&nid) else { return };
+        let Some(n) = self.neighbours.get_mut(nid) else { return };
         n.greeted_ms = Some(now_ms);
         let (ifindex, address) = (n.ifindex, n.address);
         if let Some(iface) = self.interfaces.get_mut(&ifindex) {
-            iface.outbox.greet.insert(address);
+            iface.queue.greet.insert(address);
         }
     }
 
@@ -499,7 +490,8 @@ impl BabelMachine {
     /// Reports the limits if their refusals changed and a report is due (or `force`).
     pub(super) fn report_limits(&mut self, force: bool) {
         if self.guard.report_due(&self.stats.refused, self.now_ms, force) {
-            self.effects.push_back(Effect::now(RoutingEffect::Limits(self.limits_report())));
+            let report = self.limits_report();
+            self.out.now(RoutingEffect::Limits(report));
         }
     }
 }

@@ -4,6 +4,83 @@
 use super::INFINITY;
 use crate::events::routing::LinkKind;
 use core::net::Ipv6Addr;
+use std::collections::BTreeMap;
+
+/// A neighbour's name inside the machine: given when it is admitted and never reused while
+/// the machine runs (a neighbour that goes and comes back gets a new one). Routes, limits and
+/// selection refer to neighbours by it; trust, which outlives restarts, by (interface,
+/// address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NeighbourId(u32);
+
+/// Every neighbour, by id and by (interface, link-local address).
+#[derive(Debug)]
+pub(super) struct Neighbours {
+    by_id: BTreeMap<NeighbourId, Neighbour>,
+    ids: BTreeMap<(u32, Ipv6Addr), NeighbourId>,
+    next: u32,
+}
+
+impl Default for Neighbours {
+    fn default() -> Self {
+        Neighbours { by_id: BTreeMap::new(), ids: BTreeMap::new(), next: 1 }
+    }
+}
+
+impl Neighbours {
+    /// Makes `address` on `ifindex` a neighbour with a fresh id.
+    pub fn add(&mut self, ifindex: u32, address: Ipv6Addr) -> NeighbourId {
+        let id = NeighbourId(self.next);
+        self.next += 1;
+        self.ids.insert((ifindex, address), id);
+        self.by_id.insert(id, Neighbour::new(ifindex, address));
+        id
+    }
+
+    pub fn remove(&mut self, id: NeighbourId) -> Option<Neighbour> {
+        let n = self.by_id.remove(&id)?;
+        self.ids.remove(&(n.ifindex, n.address));
+        Some(n)
+    }
+
+    pub fn id(&self, ifindex: u32, address: Ipv6Addr) -> Option<NeighbourId> {
+        self.ids.get(&(ifindex, address)).copied()
+    }
+
+    pub fn get(&self, id: NeighbourId) -> Option<&Neighbour> {
+        self.by_id.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: NeighbourId) -> Option<&mut Neighbour> {
+        self.by_id.get_mut(&id)
+    }
+
+    /// The (interface, address) of a neighbour: what trust is kept by.
+    pub fn key(&self, id: NeighbourId) -> Option<(u32, Ipv6Addr)> {
+        self.by_id.get(&id).map(|n| (n.ifindex, n.address))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (NeighbourId, &Neighbour)> + '_ {
+        self.by_id.iter().map(|(id, n)| (*id, n))
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Neighbour> + '_ {
+        self.by_id.values()
+    }
+
+    pub fn ids(&self) -> Vec<NeighbourId> {
+        self.by_id.keys().copied().collect()
+    }
+
+    /// The neighbours on `ifindex`.
+    pub fn on(&self, ifindex: u32) -> Vec<NeighbourId> {
+        self.iter().filter(|(_, n)| n.ifindex == ifindex).map(|(id, _)| id).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+}
 
 /// The state of one neighbour (an interface and a link-local address).
 #[derive(Clone, Debug)]

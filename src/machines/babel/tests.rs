@@ -3,9 +3,12 @@
 
 mod hardening;
 
+use super::requests::REQUEST_HOLD_MS;
 use super::*;
-use crate::events::routing::LimitsReport;
-use crate::wire::babel::{decode, encode, Packet};
+use crate::events::routing::{LimitsReport, ProbeReport, RouteChange, Via};
+use crate::events::Fold;
+use crate::wire::babel::{decode, encode, Hello, Ihu, Packet, SeqnoRequest};
+use core::net::IpAddr;
 
 const A: u32 = 1;
 const B: u32 = 2;
@@ -714,4 +717,81 @@ fn a_link_rtt_measured_or_moved_redoes_selection() {
     n.now = 1_041;
     n.from(B, ll(8), answer(7_000_000, 1_000_000, 7_000_000));
     assert_eq!(n.m.selected().next().unwrap().1.ifindex, B);
+}
+
+// Our shutdown (RFC 8966 §3.5.5 wildcard retraction, as babeld and BIRD do on exit): every
+// interface hears one wildcard retraction with our router-id, every route reported is
+// reported gone (the kernel routes are removed), and nothing more happens afterwards.
+#[test]
+fn shutdown_retracts_everything_on_every_interface_and_reports_every_route_gone() {
+    let mut n = Node::default();
+    n.input(RoutingInput::Originate(p6(1)));
+    n.peer(A, ll(9), vec![update(p6(7), rid(7), 1, 100, vector(10, 1))]);
+    n.peer(B, ll(8), vec![update(p6(8), rid(8), 1, 100, vector(10, 1)), update(p6(9), rid(9), 1, 100, None)]);
+    n.live_until(5_000);
+    let reachable: BTreeSet<Prefix> = n.m.selected().map(|(p, _)| p).collect();
+    assert_eq!(reachable, [p6(7), p6(8), p6(9)].into_iter().collect());
+    n.take_sent();
+    n.routes.clear();
+    n.input(RoutingInput::Shutdown);
+    let sent = n.take_sent();
+    for ifindex in [A, B] {
+        let on: Vec<&Packet> = sent.iter().filter(|(i, _, _)| *i == ifindex).map(|(_, _, p)| p).collect();
+        assert_eq!(on.len(), 1, "one packet on interface {ifindex}: {on:?}");
+        assert_eq!(
+            sent.iter().find(|(i, _, _)| *i == ifindex).map(|(_, to, _)| *to),
+            Some(SendTo::Multicast)
+        );
+        // A wildcard retraction (AE 0, infinite metric; its router-id travels in no TLV) and
+        // nothing else.
+        assert!(
+            matches!(on[0].tlvs.as_slice(), [Tlv::Update(Update { prefix: None, metric: INFINITY, .. })]),
+            "{:?}",
+            on[0].tlvs
+        );
+    }
+    let mut gone: Vec<RouteChange> = n.routes.clone();
+    gone.sort_by_key(|c| c.prefix);
+    let want: Vec<RouteChange> = [p6(7), p6(8), p6(9)]
+        .into_iter()
+        .map(|prefix| RouteChange { prefix, via: None, price_per_byte: None })
+        .collect();
+    assert_eq!(gone, want, "every reported route is reported gone, once");
+    // Afterwards nothing is sent or selected again: not when packets still arrive (no
+    // interface is left), nor when the remaining timers fire (neighbours and routes expire).
+    n.from(A, ll(9), vec![hello(50), update(p6(7), rid(7), 2, 100, vector(10, 1))]);
+    n.run_until(n.now + 300_000);
+    assert!(n.take_sent().is_empty());
+    assert_eq!(n.routes.len(), 3);
+    assert_eq!(n.m.selected().count(), 0);
+}
+
+// The probe planner asks only for probes that can be sent and judged: a probe goes to the
+// destination's own address (a host route), and its report is judged against a selected
+// route that advertised a vector. Other destinations in use are skipped, not probed.
+#[test]
+fn only_host_routes_with_a_selected_priced_route_are_probed() {
+    let mut c = BabelConfig::new(rid(1));
+    c.trust.probe_interval_ms = 10_000;
+    let mut n = Node::new(c);
+    let lan = Prefix::new("fd00:0:0:42::".parse().unwrap(), 64).unwrap();
+    n.peer(
+        A,
+        ll(9),
+        vec![
+            update(p6(7), rid(7), 1, 100, vector(10, 1)),
+            update(lan, rid(7), 1, 100, vector(10, 1)),
+            update(p6(8), rid(8), 1, 100, None),
+        ],
+    );
+    n.live_until(3_000);
+    // p6(9): in use, but no route to it.
+    n.input(RoutingInput::InUse(vec![p6(7), lan, p6(8), p6(9)]));
+    n.live_until(14_000);
+    assert_eq!(n.probes, vec![p6(7)], "only the priced host route is probed");
+    // Once p6(9) is reachable with a vector, it is probed too.
+    n.peers[0].repeat.push(update(p6(9), rid(9), 1, 100, vector(10, 1)));
+    n.probes.clear();
+    n.live_until(25_000);
+    assert_eq!(n.probes, vec![p6(7), p6(9)]);
 }

@@ -14,7 +14,8 @@
 //! a neighbour charges is exact and billed from our own counters.
 
 use super::score::{log2_fixed, ScoreWeights};
-use crate::events::routing::{RoutingEvent, TrustEvidence};
+use super::BabelMachine;
+use crate::events::routing::{ProbeReport, RoutingEffect, RoutingEvent, TrustEvidence};
 use crate::events::Fold;
 use crate::wire::babel::Prefix;
 use core::net::Ipv6Addr;
@@ -176,6 +177,59 @@ impl Probes {
                 self.in_use.iter().copied().collect()
             }
             _ => Vec::new(),
+        }
+    }
+}
+
+/// The machine's side of trust: which probes to ask for, and what their reports prove.
+impl BabelMachine {
+    /// A probe round is due: asks for a probe of every destination in use that can be probed
+    /// and judged ([`BabelMachine::probeable`]).
+    pub(super) fn plan_probes(&mut self) {
+        let due = self.probes.due(self.now_ms, &self.config.trust);
+        for prefix in due.into_iter().filter(|p| self.probeable(*p)).collect::<Vec<_>>() {
+            self.out.now(RoutingEffect::Probe { prefix });
+        }
+    }
+
+    /// A probe goes to the destination's own address, so only host routes can be probed; and
+    /// a report can only be judged against a selected route that advertised a vector. Asking
+    /// for any other probe would cost a round of packets and prove nothing.
+    fn probeable(&self, prefix: Prefix) -> bool {
+        prefix.len() == Prefix::host(prefix.addr()).len()
+            && self
+                .table
+                .get(&prefix)
+                .and_then(|d| d.selected_route())
+                .is_some_and(|r| self.neighbours.get(r.neighbour).is_some() && self.path_vector(r).is_some())
+    }
+
+    /// An end-to-end probe report: compare it with what the selected route's neighbour
+    /// advertised, record the evidence, and redo selection if trust changed.
+    pub(super) fn probed(&mut self, report: ProbeReport) {
+        let Some(d) = self.table.get(&report.prefix) else { return };
+        let Some(r) = d.selected_route().cloned() else { return };
+        let Some(n) = self.neighbours.get(r.neighbour) else { return };
+        let Some(advertised) = self.path_vector(&r) else { return };
+        let neighbour = (n.ifindex, n.address);
+        let evidence = TrustEvidence {
+            ifindex: n.ifindex,
+            neighbour: n.address.octets(),
+            prefix: report.prefix,
+            advertised_rtt_us: advertised.rtt_us,
+            advertised_loss_micro_nepers: advertised.loss_micro_nepers,
+            sent: report.sent,
+            received: report.received,
+            measured_rtt_us: report.rtt_us,
+            worse: false,
+            streak: 0,
+            trust_permille: 0,
+        };
+        let trust_before = self.trust.trust_of(Some(neighbour));
+        let Some(evidence) = self.trust.judge(evidence, &self.config.trust) else { return };
+        self.out.emit(&mut self.trust, RoutingEvent::TrustEvidence(evidence));
+        if self.trust.trust_of(Some(neighbour)) != trust_before {
+            self.reselect_via(r.neighbour);
         }
     }
 }

@@ -222,7 +222,7 @@ fn a_new_neighbour_is_admitted_on_its_second_hello_and_greeted_at_once() {
 fn two_hellos_in_one_datagram_do_not_admit_a_stranger() {
     let mut n = Node::default();
     n.from(A, ll(9), vec![hello(1), hello(2), ihu(ll(1), 96)]);
-    assert!(n.m.neighbours.is_empty());
+    assert_eq!(n.m.neighbours.len(), 0);
     assert_eq!(n.m.stats.refused.stranger_tlvs, 2);
     n.from(A, ll(9), vec![hello(3), ihu(ll(1), 96)]);
     assert_eq!(n.m.neighbours(), vec![(A, ll(9), 96, None)], "its next datagram does");
