@@ -21,7 +21,7 @@
 //!   uptime). A node that goes down loses its machine (a crash: no retraction); when it comes
 //!   back it starts a fresh machine in a new boot, with a clock from 0 and seqno 0.
 //! - The kernel route table of every node is the fold of its machine's
-//!   [`RouteChange`](crate::machines::babel::RouteChange) effects. Every `check_interval_ms`
+//!   [`RouteChange`] effects. Every `check_interval_ms`
 //!   (when a route or the topology changed) packets are followed along those tables
 //!   ([`check::forwarding`]). The run is cut into epochs at every scheduled change; an
 //!   epoch's convergence time is how long after its start the checks became and stayed clean.
@@ -30,6 +30,7 @@
 //!   have encoded it ([`babeld_like_len`]).
 
 pub mod check;
+pub mod reference;
 pub mod topology;
 mod traffic;
 
@@ -40,6 +41,7 @@ use crate::rng::SplitMix64;
 use crate::wire::babel::{decode, Prefix, RouterId};
 use check::{Verdict, World, BOGUS_ROUTE, NO_ROUTE};
 use core::net::{IpAddr, Ipv6Addr};
+use reference::Reference;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 pub use topology::{Graph, Topology};
@@ -64,6 +66,10 @@ pub struct SimConfig {
     pub check_interval_ms: u64,
     /// Decode every packet sent to count what babeld would have sent ([`babeld_like_len`]).
     pub babeld_accounting: bool,
+    /// Keep the independent [`Reference`] of what every node heard and advertised, so that
+    /// [`BabelSim::selection_violations`] checks selection against it rather than against
+    /// the machine's own verdicts (costs a decode of every packet).
+    pub reference: bool,
 }
 
 impl SimConfig {
@@ -82,6 +88,7 @@ impl SimConfig {
             boot_spread_ms: interface.hello_interval_ms,
             check_interval_ms: 100,
             babeld_accounting: false,
+            reference: false,
         }
     }
 
@@ -278,6 +285,7 @@ pub struct BabelSim {
     pub trace: Option<Vec<String>>,
     /// Initial boots not done yet: the start epoch cannot be converged before.
     booting: usize,
+    reference: Option<Reference>,
 }
 
 /// The link-local address of `node`'s interface `ifindex`.
@@ -371,6 +379,7 @@ impl BabelSim {
             fires: (0, 0, 0),
             booting: n,
             trace: None,
+            reference: config.reference.then(|| Reference::new(n)),
             config,
         };
         let mut boots = root.derive(SEED_BOOTS);
@@ -494,17 +503,40 @@ impl BabelSim {
     /// Route selection as seen from outside, for every live node and destination: among
     /// feasible routes with a finite metric, the selected one has the best rank, or one
     /// within the hysteresis of the best in the same tier; and one is selected if any is
-    /// selectable. Returns what breaks it.
+    /// selectable. With [`SimConfig::reference`], feasibility, metric and rank are the
+    /// [`Reference`]'s, recomputed from the wire, and every candidate whose own verdicts
+    /// differ from them is reported too. Returns what breaks it.
     pub fn selection_violations(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (i, node) in self.nodes.iter().enumerate() {
             let Some(m) = node.machine.as_ref() else { continue };
             let hysteresis = m.config().hysteresis;
+            if self.reference.is_some() && !m.trust().neighbours.is_empty() {
+                out.push(format!("node {i}: trust evidence, which the reference does not model"));
+                continue;
+            }
             for (p, &d) in &self.index {
                 if d == i {
                     continue;
                 }
-                let candidates = m.candidates(*p);
+                let mut candidates = m.candidates(*p);
+                if let Some(r) = &self.reference {
+                    for c in candidates.iter_mut() {
+                        let Some(x) = r.recompute(i, m, *p, c, self.now_ms) else {
+                            out.push(format!(
+                                "node {i} → node {d}: a route nothing on the wire carried: {c:?}"
+                            ));
+                            continue;
+                        };
+                        let feasible = x.feasible.unwrap_or(c.feasible);
+                        if (feasible, x.metric, x.rank) != (c.feasible, c.metric, c.rank) {
+                            out.push(format!(
+                                "node {i} → node {d}: the machine says {c:?}, the reference {x:?}"
+                            ));
+                        }
+                        (c.feasible, c.metric, c.rank) = (feasible, x.metric, x.rank);
+                    }
+                }
                 let best =
                     candidates.iter().filter(|c| c.feasible && c.metric != INFINITY).map(|c| c.rank).min();
                 let selected = candidates.iter().find(|c| c.selected);
@@ -658,18 +690,26 @@ impl BabelSim {
         }
         node.machine = Some(m);
         self.alive[n] = true;
+        if let Some(r) = self.reference.as_mut() {
+            r.boot(n);
+        }
         self.pump(n);
     }
 
     fn deliver(&mut self) {
         let Some(Reverse(p)) = self.in_flight.pop() else { return };
         let now = self.now_ms;
-        let node = &mut self.nodes[p.to];
-        let stamp = node.stamp(now);
-        let Some(m) = node.machine.as_mut().filter(|_| self.links[p.link].up) else {
+        if self.nodes[p.to].machine.is_none() || !self.links[p.link].up {
             self.total.dropped += 1;
             return;
-        };
+        }
+        if let Some(r) = self.reference.as_mut() {
+            let own = (self.nodes[p.to].router_id, self.nodes[p.to].prefix);
+            r.delivered(p.to, own, p.ifindex, p.source, &p.bytes);
+        }
+        let node = &mut self.nodes[p.to];
+        let stamp = node.stamp(now);
+        let Some(m) = node.machine.as_mut() else { return };
         if let Some(trace) = self.trace.as_mut() {
             let tlvs = decode(&p.bytes).map(|d| d.packet.tlvs);
             let from = self.links[p.link].peer_of(p.to).0;
@@ -757,6 +797,9 @@ impl BabelSim {
     }
 
     fn send(&mut self, n: usize, ifindex: u32, to: SendTo, bytes: Vec<u8>) {
+        if let Some(r) = self.reference.as_mut() {
+            r.sent(n, self.now_ms, &bytes);
+        }
         let mut t = Traffic { packets: 1, payload_bytes: bytes.len() as u64, ..Traffic::default() };
         if self.config.babeld_accounting {
             let (len, updates) = babeld_like_len(&bytes);

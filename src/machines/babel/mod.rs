@@ -125,6 +125,15 @@ pub struct SelectedRoute {
     pub vector: Option<RouteVector>,
 }
 
+/// What the machine measured of the link to one neighbour, for inspection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkView {
+    /// The link cost (RFC 8966 Appendix A); [`INFINITY`]: not usable.
+    pub cost: u16,
+    pub rtt_us: Option<u32>,
+    pub loss_micro_nepers: u32,
+}
+
 impl BabelMachine {
     /// A speaker with the durable trust ledger recovered from the log.
     pub fn new(config: BabelConfig, trust: TrustLedger, now: Stamp) -> Self {
@@ -234,6 +243,12 @@ impl BabelMachine {
             .map(|n| (n.ifindex, n.address, self.link_cost(n), n.rtt_us))
             .filter(|n| n.2 != INFINITY)
             .collect()
+    }
+
+    /// The link to the neighbour `address` on `ifindex`, if it is one.
+    pub fn link(&self, ifindex: u32, address: Ipv6Addr) -> Option<LinkView> {
+        let n = self.neighbours.get(self.neighbours.id(ifindex, address)?)?;
+        Some(LinkView { cost: self.link_cost(n), rtt_us: n.rtt_us, loss_micro_nepers: n.loss_micro_nepers() })
     }
 
     /// The interface configuration of `ifindex`.

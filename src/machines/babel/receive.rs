@@ -29,7 +29,7 @@ impl BabelMachine {
         self.stats.tlvs_ignored += decoded.ignored.len() as u64;
         let mut nid = self.neighbours.id(ifindex, source);
         let mut stranger_hello = false;
-        let cost_before = nid.and_then(|id| self.neighbours.get(id)).map(|n| self.link_cost(n));
+        let link_before = nid.and_then(|id| self.neighbours.get(id)).map(|n| self.link_state(n));
         let mut hello_timestamp = None;
         let mut touched = BTreeSet::new();
         for tlv in decoded.packet.tlvs {
@@ -77,7 +77,7 @@ impl BabelMachine {
             self.reselect(p);
         }
         if let Some(nid) = nid {
-            self.neighbour_changed(nid, cost_before);
+            self.neighbour_changed(nid, link_before);
         }
     }
 
@@ -196,12 +196,14 @@ impl BabelMachine {
         Some(prefix)
     }
 
-    /// After a neighbour's cost may have changed: redo selection for its routes, and greet a
-    /// neighbour that just became usable with a full dump and a request for its own (what it
-    /// sent before it was admitted was ignored).
-    pub(super) fn neighbour_changed(&mut self, nid: NeighbourId, cost_before: Option<u16>) {
+    /// After a neighbour's link may have changed (its cost, or its loss, which every route
+    /// through it is ranked with): redo selection for its routes, and greet a neighbour that
+    /// just became usable with a full dump and a request for its own (what it sent before it
+    /// was admitted was ignored).
+    pub(super) fn neighbour_changed(&mut self, nid: NeighbourId, before: Option<(u16, u32)>) {
         let Some(n) = self.neighbours.get(nid) else { return };
-        let cost = self.link_cost(n);
+        let now = self.link_state(n);
+        let cost = now.0;
         let usable = cost != INFINITY;
         let was_usable = n.usable;
         let (ifindex, address) = (n.ifindex, n.address);
@@ -218,7 +220,7 @@ impl BabelMachine {
                 iface.queue.unicast.entry(address).or_default().push(request);
             }
         }
-        if cost_before != Some(cost) || usable != was_usable {
+        if before != Some(now) || usable != was_usable {
             self.reselect_via(nid);
         }
     }
@@ -238,7 +240,7 @@ impl BabelMachine {
         let now = self.now_ms;
         for nid in self.neighbours.ids() {
             let Some(n) = self.neighbours.get(nid) else { continue };
-            let before = self.link_cost(n);
+            let before = self.link_state(n);
             let n = self.neighbours.get_mut(nid).expect("listed above");
             let mut changed = false;
             while n.hello_deadline_ms <= now {

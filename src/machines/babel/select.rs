@@ -19,6 +19,13 @@ impl BabelMachine {
         }
     }
 
+    /// What selection reads of a link: its cost and its loss (a Hello more or less in the
+    /// loss window moves the score of every route through it by more than the hysteresis).
+    /// Its RTT moves in small steps and is followed with a threshold (see `receive.rs`).
+    pub(super) fn link_state(&self, n: &Neighbour) -> (u16, u32) {
+        (self.link_cost(n), n.loss_micro_nepers())
+    }
+
     /// A route's metric from here: what the neighbour advertised plus our link cost to it.
     pub(super) fn metric(&self, r: &Route) -> u16 {
         if r.refmetric == INFINITY {
