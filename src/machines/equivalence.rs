@@ -18,6 +18,7 @@
 //! checks over the run that enough cases emitted events (a property whose cases emit nothing
 //! cannot fail) and that every kind the scenario names was seen.
 
+mod billing;
 mod incidents;
 mod usage;
 
@@ -364,5 +365,6 @@ macro_rules! equivalence {
 
 equivalence! {
     usage_state_is_the_fold_of_its_events: usage::Usage,
+    billing_state_is_the_fold_of_its_events: billing::Billing,
     incident_state_is_the_fold_of_its_events: incidents::Incidents,
 }
