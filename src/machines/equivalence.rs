@@ -19,6 +19,7 @@
 //! cannot fail) and that every kind the scenario names was seen.
 
 mod billing;
+mod exit;
 mod incidents;
 mod usage;
 
@@ -366,5 +367,7 @@ macro_rules! equivalence {
 equivalence! {
     usage_state_is_the_fold_of_its_events: usage::Usage,
     billing_state_is_the_fold_of_its_events: billing::Billing,
+    exit_state_is_the_fold_of_its_events: exit::Exit,
+    exit_user_state_is_the_fold_of_its_events: exit::ExitUser,
     incident_state_is_the_fold_of_its_events: incidents::Incidents,
 }
