@@ -18,6 +18,7 @@
 //! checks over the run that enough cases emitted events (a property whose cases emit nothing
 //! cannot fail) and that every kind the scenario names was seen.
 
+mod babel;
 mod billing;
 mod exit;
 mod incidents;
@@ -370,4 +371,5 @@ equivalence! {
     exit_state_is_the_fold_of_its_events: exit::Exit,
     exit_user_state_is_the_fold_of_its_events: exit::ExitUser,
     incident_state_is_the_fold_of_its_events: incidents::Incidents,
+    routing_trust_is_the_fold_of_its_events: babel::Routing,
 }
