@@ -367,7 +367,7 @@ impl Scenario for ExitUser {
     type World = UsedExitWorld;
 
     // Signing and verifying are slow in debug builds: fewer cases.
-    const CASES: u64 = 100;
+    const CASES: u64 = 80;
     // No timers: a wait only moves the clock.
     const WAITS: u64 = 5;
     const MUST_SEE: &'static [&'static str] = &["Bound", "Quoted", "StatementAccepted", "StatementDisputed"];
