@@ -5,6 +5,8 @@
 pub mod babel;
 pub mod billing;
 pub mod counter;
+#[cfg(test)]
+mod equivalence;
 pub mod exit;
 pub mod incidents;
 pub mod usage;
