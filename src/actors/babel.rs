@@ -52,8 +52,8 @@ use crate::machines::babel::{BabelConfig, BabelMachine, TrustLedger};
 use crate::os::babel_socket::BabelSocket;
 use crate::os::interfaces;
 use crate::os::prober::{self, ProbePlan, Responder};
-use crate::os::routes::{Destination, KernelRoute, KernelRoutes, RouteError, RouteOp};
-use crate::wire::babel::Prefix;
+use crate::os::routes::{KernelRoute, KernelRoutes, RouteError, RouteOp};
+use crate::wire::Prefix;
 use actix::prelude::*;
 use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
@@ -84,22 +84,17 @@ impl From<&RouteChange> for RouteSelected {
     }
 }
 
-/// The kernel's view of a Babel prefix (same value, the adapter's type).
-pub fn destination(prefix: Prefix) -> Option<Destination> {
-    Destination::new(prefix.addr(), prefix.len())
-}
-
 /// The kernel operation a route change asks for: replace our route to the destination, or
 /// delete it.
-pub fn kernel_op(change: &RouteChange) -> Option<RouteOp> {
-    let dst = destination(change.prefix)?;
-    Some(match change.via {
+pub fn kernel_op(change: &RouteChange) -> RouteOp {
+    let dst = change.prefix;
+    match change.via {
         Some(v) => RouteOp::Replace(KernelRoute { dst, via: v.next_hop, ifindex: v.ifindex }),
         None => RouteOp::Delete(dst),
-    })
+    }
 }
 
-fn destination_of(op: &RouteOp) -> Destination {
+fn destination_of(op: &RouteOp) -> Prefix {
     match op {
         RouteOp::Replace(r) => r.dst,
         RouteOp::Delete(d) => *d,
@@ -134,11 +129,11 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 pub struct RouteExecutor {
     kernel: Rc<KernelRoutes>,
     /// The latest change wanted per destination, not yet applied.
-    pending: BTreeMap<Destination, RouteOp>,
+    pending: BTreeMap<Prefix, RouteOp>,
     /// Every route the machine wants in the kernel now.
-    wanted: BTreeMap<Destination, KernelRoute>,
+    wanted: BTreeMap<Prefix, KernelRoute>,
     /// Changes the kernel refused, retried with the next batch or when the timer fires.
-    failed: BTreeMap<Destination, RouteOp>,
+    failed: BTreeMap<Prefix, RouteOp>,
     /// A batch (or the purge) is in flight.
     busy: bool,
     /// A flush is scheduled.
@@ -271,8 +266,8 @@ impl RouteExecutor {
         if self.stopped {
             return;
         }
-        let untouched = |d: &Destination| !self.pending.contains_key(d) && !self.failed.contains_key(d);
-        let present: BTreeMap<Destination, KernelRoute> = in_kernel.iter().map(|r| (r.dst, *r)).collect();
+        let untouched = |d: &Prefix| !self.pending.contains_key(d) && !self.failed.contains_key(d);
+        let present: BTreeMap<Prefix, KernelRoute> = in_kernel.iter().map(|r| (r.dst, *r)).collect();
         let mut repairs = Vec::new();
         for (dst, route) in &self.wanted {
             if untouched(dst) && present.get(dst) != Some(route) {
@@ -615,10 +610,7 @@ impl BabelNode {
                 let _ = to_socket.send(Outgoing::Packet { ifindex, to, bytes });
             }
             RoutingEffect::Route(change) => {
-                match kernel_op(&change) {
-                    Some(op) => to_kernel.do_send(ApplyRoute(op)),
-                    None => tracing::warn!(prefix = %change.prefix, "not a kernel destination"),
-                }
+                to_kernel.do_send(ApplyRoute(kernel_op(&change)));
                 selected(RouteSelected::from(&change));
             }
             RoutingEffect::Probe { prefix } => {

@@ -12,6 +12,7 @@
 //! IPv4 prefixes may have an IPv6 next hop (RFC 9229 v4-via-v6, `ip route add 192.0.2.0/24 via
 //! inet6 fe80::1 dev X`): it is sent as `RTA_VIA`, which Linux accepts for IPv4 since 5.2.
 
+use crate::wire::Prefix;
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteVia,
@@ -34,56 +35,11 @@ pub const METRIC: u32 = 1076;
 
 const MAIN_TABLE: u8 = RouteHeader::RT_TABLE_MAIN;
 
-/// An IPv4 or IPv6 destination prefix whose host bits are zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Destination {
-    addr: IpAddr,
-    len: u8,
-}
-
-impl Destination {
-    /// The prefix of `len` bits of `addr`, host bits cleared; `None` if `len` is longer than
-    /// the address.
-    pub fn new(addr: IpAddr, len: u8) -> Option<Destination> {
-        let addr = match addr {
-            IpAddr::V4(a) if len <= 32 => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
-            }
-            IpAddr::V6(a) if len <= 128 => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
-            }
-            _ => return None,
-        };
-        Some(Destination { addr, len })
-    }
-
-    pub fn addr(&self) -> IpAddr {
-        self.addr
-    }
-
-    pub fn prefix_len(&self) -> u8 {
-        self.len
-    }
-
-    /// True for a default route (`0.0.0.0/0`, `::/0`).
-    pub fn is_default(&self) -> bool {
-        self.len == 0
-    }
-}
-
-impl fmt::Display for Destination {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
-    }
-}
-
 /// A route of ours: packets to `dst` go to `via` on interface `ifindex`. `via` is usually the
 /// neighbour's link-local address; an IPv4 `dst` may have an IPv6 `via`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct KernelRoute {
-    pub dst: Destination,
+    pub dst: Prefix,
     pub via: IpAddr,
     pub ifindex: u32,
 }
@@ -100,7 +56,7 @@ pub enum RouteOp {
     /// Create the route to its destination, or replace ours to it.
     Replace(KernelRoute),
     /// Remove our route to this destination.
-    Delete(Destination),
+    Delete(Prefix),
 }
 
 impl fmt::Display for RouteOp {
@@ -229,9 +185,9 @@ impl KernelRoutes {
     /// Creates the route, or replaces ours to the same destination.
     pub async fn replace(&self, route: &KernelRoute) -> Result<(), RouteError> {
         let op = format!("replace {route}");
-        let message = match (route.dst.addr, route.via) {
+        let message = match (route.dst.addr(), route.via) {
             (IpAddr::V6(dst), IpAddr::V6(via)) => RouteMessageBuilder::<Ipv6Addr>::new()
-                .destination_prefix(dst, route.dst.len)
+                .destination_prefix(dst, route.dst.len())
                 .gateway(via)
                 .output_interface(route.ifindex)
                 .protocol(RouteProtocol::from(PROTOCOL))
@@ -239,7 +195,7 @@ impl KernelRoutes {
                 .build(),
             (IpAddr::V4(dst), via) => {
                 let builder = RouteMessageBuilder::<Ipv4Addr>::new()
-                    .destination_prefix(dst, route.dst.len)
+                    .destination_prefix(dst, route.dst.len())
                     .output_interface(route.ifindex)
                     .protocol(RouteProtocol::from(PROTOCOL))
                     .priority(METRIC);
@@ -260,15 +216,15 @@ impl KernelRoutes {
     }
 
     /// Deletes our route to `dst`. Routes of other protocols to the same prefix stay.
-    pub async fn delete(&self, dst: Destination) -> Result<(), RouteError> {
-        let message = match dst.addr {
+    pub async fn delete(&self, dst: Prefix) -> Result<(), RouteError> {
+        let message = match dst.addr() {
             IpAddr::V6(a) => RouteMessageBuilder::<Ipv6Addr>::new()
-                .destination_prefix(a, dst.len)
+                .destination_prefix(a, dst.len())
                 .protocol(RouteProtocol::from(PROTOCOL))
                 .priority(METRIC)
                 .build(),
             IpAddr::V4(a) => RouteMessageBuilder::<Ipv4Addr>::new()
-                .destination_prefix(a, dst.len)
+                .destination_prefix(a, dst.len())
                 .protocol(RouteProtocol::from(PROTOCOL))
                 .priority(METRIC)
                 .build(),
@@ -362,7 +318,7 @@ fn parse(m: &RouteMessage) -> Option<KernelRoute> {
         (None, rtnetlink::packet_route::AddressFamily::Inet6) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         (None, _) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     };
-    Some(KernelRoute { dst: Destination::new(dst, len)?, via: via?, ifindex: ifindex? })
+    Some(KernelRoute { dst: Prefix::new(dst, len)?, via: via?, ifindex: ifindex? })
 }
 
 fn describe(m: &RouteMessage) -> String {
@@ -377,18 +333,6 @@ fn describe(m: &RouteMessage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn destinations_clear_host_bits_and_reject_long_prefixes() {
-        let d = Destination::new("192.0.2.77".parse().unwrap(), 24).unwrap();
-        assert_eq!(d.to_string(), "192.0.2.0/24");
-        let d = Destination::new("2001:db8:1:2::9".parse().unwrap(), 48).unwrap();
-        assert_eq!(d.to_string(), "2001:db8:1::/48");
-        assert!(Destination::new("::".parse().unwrap(), 0).unwrap().is_default());
-        assert_eq!(Destination::new("0.0.0.0".parse().unwrap(), 0).unwrap().to_string(), "0.0.0.0/0");
-        assert_eq!(Destination::new("192.0.2.1".parse().unwrap(), 33), None);
-        assert_eq!(Destination::new("2001:db8::".parse().unwrap(), 129), None);
-    }
 
     #[test]
     fn kernel_refusals_say_what_they_mean() {
