@@ -22,8 +22,9 @@ mod netns;
 #[path = "support/node.rs"]
 mod node;
 
+use lastmile::events::kernel::KernelRoute;
 use lastmile::os::flash::{self, FlashConfig};
-use lastmile::os::routes::{KernelRoute, KernelRoutes};
+use lastmile::os::routes::KernelRoutes;
 use lastmile::wire::babel::{self as wire, Prefix, Tlv};
 use netns::{enter_netns, in_netns, in_netns_async, veth, wait_for, Babeld, BabeldConfig, Netns};
 use node::{Lastmile, HELLO_MS};

@@ -8,8 +8,9 @@
 #[path = "support/netns.rs"]
 mod netns;
 
+use lastmile::events::kernel::{KernelRoute, RouteOp};
 use lastmile::os::babel_socket::{BabelSocket, Datagram, MULTICAST_GROUP};
-use lastmile::os::routes::{self, KernelRoute, KernelRoutes, RouteError, RouteOp};
+use lastmile::os::routes::{self, KernelRoutes, RouteError};
 use lastmile::wire::Prefix;
 use netns::{
     babeld_routes, enter_netns, in_netns_async, runtime, veth, wait_for, Babeld, BabeldConfig, Netns,

@@ -7,6 +7,7 @@ pub mod billing;
 pub mod counter;
 pub mod exit;
 pub mod incidents;
+pub mod route_sync;
 pub mod usage;
 
 use crate::events::{Event, Fold, Stamp};

@@ -1,6 +1,7 @@
-//! Kernel routes: the adapter that carries out the routing machine's decisions on the kernel's
-//! main table over rtnetlink. Decisions arrive as data ([`RouteOp`]); each one's result comes
-//! back as a value, in order, for the shell to feed back as an input.
+//! Kernel routes: the adapter that carries out the route sync's decisions
+//! ([`crate::machines::route_sync`]) on the kernel's main table over rtnetlink. Decisions
+//! arrive as data ([`RouteOp`]); each one's result comes back as a value, in order, for the
+//! shell to feed back ([`answer`] says it in the route sync's words).
 //!
 //! Our routes are marked with [`PROTOCOL`] and carry [`METRIC`]. The mark is what makes them
 //! ours: [`KernelRoutes::purge_stale`] removes every route so marked from the main table at
@@ -12,6 +13,7 @@
 //! IPv4 prefixes may have an IPv6 next hop (RFC 9229 v4-via-v6, `ip route add 192.0.2.0/24 via
 //! inet6 fe80::1 dev X`): it is sent as `RTA_VIA`, which Linux accepts for IPv4 since 5.2.
 
+use crate::events::kernel::{KernelAnswer, KernelRoute, RouteOp};
 use crate::wire::Prefix;
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::route::{
@@ -19,7 +21,6 @@ use rtnetlink::packet_route::route::{
 };
 use rtnetlink::sys::AsyncSocket;
 use rtnetlink::{Handle, RouteMessageBuilder};
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Our routing protocol number (`rtm_protocol`). 76 is free in iproute2's `rt_protos` (babeld
@@ -35,39 +36,6 @@ pub const METRIC: u32 = 1076;
 
 const MAIN_TABLE: u8 = RouteHeader::RT_TABLE_MAIN;
 
-/// A route of ours: packets to `dst` go to `via` on interface `ifindex`. `via` is usually the
-/// neighbour's link-local address; an IPv4 `dst` may have an IPv6 `via`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct KernelRoute {
-    pub dst: Prefix,
-    pub via: IpAddr,
-    pub ifindex: u32,
-}
-
-impl fmt::Display for KernelRoute {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} via {} dev #{}", self.dst, self.via, self.ifindex)
-    }
-}
-
-/// One change to the kernel's main table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RouteOp {
-    /// Create the route to its destination, or replace ours to it.
-    Replace(KernelRoute),
-    /// Remove our route to this destination.
-    Delete(Prefix),
-}
-
-impl fmt::Display for RouteOp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RouteOp::Replace(r) => write!(f, "replace {r}"),
-            RouteOp::Delete(d) => write!(f, "delete {d}"),
-        }
-    }
-}
-
 /// Why a route operation failed. Kernel refusals keep the errno and say what it means here.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
@@ -79,6 +47,16 @@ pub enum RouteError {
     Kernel { op: String, errno: i32, reason: String },
     #[error("netlink failure during {op}: {detail}")]
     Netlink { op: String, detail: String },
+}
+
+/// What a change's result means to the route sync: done, no such route, or refused with
+/// this error's words.
+pub fn answer(result: &Result<(), RouteError>) -> KernelAnswer {
+    match result {
+        Ok(()) => KernelAnswer::Done,
+        Err(e) if e.is_not_found() => KernelAnswer::NotFound,
+        Err(e) => KernelAnswer::Refused(e.to_string()),
+    }
 }
 
 impl RouteError {
@@ -341,6 +319,19 @@ mod tests {
             RouteError::Kernel { op: "x".into(), errno: libc::ESRCH, reason: String::new() }.is_not_found()
         );
         assert!(errno_reason(libc::E2BIG).contains("Argument list too long"));
+    }
+
+    #[test]
+    fn results_become_the_route_syncs_answers() {
+        let gone = RouteError::Kernel { op: "delete x".into(), errno: libc::ESRCH, reason: "gone".into() };
+        let down =
+            RouteError::Kernel { op: "replace x".into(), errno: libc::ENETDOWN, reason: "down".into() };
+        assert_eq!(answer(&Ok(())), KernelAnswer::Done);
+        assert_eq!(answer(&Err(gone)), KernelAnswer::NotFound);
+        assert_eq!(
+            answer(&Err(down)),
+            KernelAnswer::Refused(format!("kernel refused to replace x: down (errno {})", libc::ENETDOWN))
+        );
     }
 
     #[test]
