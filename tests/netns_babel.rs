@@ -22,8 +22,9 @@ mod netns;
 #[path = "support/node.rs"]
 mod node;
 
+use lastmile::events::kernel::KernelRoute;
 use lastmile::os::flash::{self, FlashConfig};
-use lastmile::os::routes::{KernelRoute, KernelRoutes};
+use lastmile::os::routes::KernelRoutes;
 use lastmile::wire::babel::{self as wire, Prefix, Tlv};
 use netns::{enter_netns, in_netns, in_netns_async, veth, wait_for, Babeld, BabeldConfig, Netns};
 use node::{Lastmile, HELLO_MS};
@@ -557,7 +558,7 @@ fn via_ifindex(routes: &[KernelRoute], dst: &str) -> Option<u32> {
     let (addr, len) = dst.split_once('/').expect("prefix");
     let addr: IpAddr = addr.parse().expect("address");
     let len: u8 = len.parse().expect("length");
-    routes.iter().find(|r| r.dst.addr() == addr && r.dst.prefix_len() == len).map(|r| r.ifindex)
+    routes.iter().find(|r| r.dst.addr() == addr && r.dst.len() == len).map(|r| r.ifindex)
 }
 
 /// The figures of a lastmile-only triangle with 1 s Hellos and a fee of 1 per byte at every

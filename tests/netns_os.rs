@@ -8,8 +8,10 @@
 #[path = "support/netns.rs"]
 mod netns;
 
+use lastmile::events::kernel::{KernelRoute, RouteOp};
 use lastmile::os::babel_socket::{BabelSocket, Datagram, MULTICAST_GROUP};
-use lastmile::os::routes::{self, Destination, KernelRoute, KernelRoutes, RouteError, RouteOp};
+use lastmile::os::routes::{self, KernelRoutes, RouteError};
+use lastmile::wire::Prefix;
 use netns::{
     babeld_routes, enter_netns, in_netns_async, runtime, veth, wait_for, Babeld, BabeldConfig, Netns,
 };
@@ -18,9 +20,9 @@ use std::time::Duration;
 
 const TOOLS: &[&str] = &["babeld", "ip", "tc", "nft"];
 
-fn dst(s: &str) -> Destination {
+fn dst(s: &str) -> Prefix {
     let (addr, len) = s.split_once('/').expect("prefix has a length");
-    Destination::new(addr.parse().expect("address"), len.parse().expect("length")).expect("valid prefix")
+    Prefix::new(addr.parse().expect("address"), len.parse().expect("length")).expect("valid prefix")
 }
 
 fn ip(s: &str) -> IpAddr {

@@ -18,14 +18,16 @@
 //!   `Received` inputs, one handled before the next is read (a flood queues in the kernel's
 //!   bounded socket buffer, not in the driver's mailbox). The socket drops and counts
 //!   datagrams whose source is not link-local (RFC 8966 §4), before the machine sees them.
-//! - [`RouteExecutor`] keeps the latest wanted change per destination and applies what has
-//!   accumulated as one batch over rtnetlink, one batch in flight at a time (changes arriving
-//!   meanwhile form the next batch). Failures are logged and retried with the next batch, and
-//!   on a back-off timer; nothing panics. Every few seconds it compares the kernel's routes of
-//!   ours with what the machine wants and repairs the difference (the kernel drops routes
-//!   through an interface that blinks down, faster than the link watcher may notice). At
-//!   start it purges routes a previous run left behind; at [`BabelNode::shutdown`] it removes
-//!   every route of ours.
+//! - [`RouteExecutor`] is the shell of the pure [`RouteSync`], which decides: it keeps the
+//!   latest wanted change per destination and has what has accumulated applied as one batch
+//!   over rtnetlink, one batch in flight at a time (changes arriving meanwhile form the next
+//!   batch). Refusals are retried with the next batch, and on a back-off timer; nothing
+//!   panics. Every few seconds it compares the kernel's routes of ours with what the machine
+//!   wants and repairs the difference (the kernel drops routes through an interface that
+//!   blinks down, faster than the link watcher may notice). At start it purges routes a
+//!   previous run left behind; at [`BabelNode::shutdown`] it removes every route of ours. The
+//!   executor spawns the netlink calls, arms the timer, feeds the answers back and logs, a
+//!   refusal repeated at every retry once, then at most every 30 s with a count.
 //! - [`LinkWatcher`] polls the named interfaces (index, up and running, link-local address)
 //!   every second or so and turns changes into `InterfaceDown`/`InterfaceUp` inputs, joining
 //!   the multicast group again when a link comes back.
@@ -45,15 +47,20 @@
 use super::clock::Clock;
 use super::driver::{Deliver, Driver, Input};
 use super::log_writer::LogWriter;
+use crate::events::kernel::{KernelRoute, RouteAction, RouteOp, RouteTimer};
 use crate::events::routing::{
     InterfaceConfig, LimitsReport, ProbeReport, RouteChange, RoutingEffect, RoutingInput, SendTo, Via,
 };
+use crate::events::Stamp;
 use crate::machines::babel::{BabelConfig, BabelMachine, TrustLedger};
+use crate::machines::route_sync::RouteSync;
 use crate::os::babel_socket::BabelSocket;
 use crate::os::interfaces;
 use crate::os::prober::{self, ProbePlan, Responder};
-use crate::os::routes::{Destination, KernelRoute, KernelRoutes, RouteError, RouteOp};
-use crate::wire::babel::Prefix;
+use crate::os::routes::{self, KernelRoutes, RouteError};
+use crate::os::throttle::Throttle;
+use crate::throttled_warn;
+use crate::wire::Prefix;
 use actix::prelude::*;
 use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
@@ -84,25 +91,13 @@ impl From<&RouteChange> for RouteSelected {
     }
 }
 
-/// The kernel's view of a Babel prefix (same value, the adapter's type).
-pub fn destination(prefix: Prefix) -> Option<Destination> {
-    Destination::new(prefix.addr(), prefix.len())
-}
-
 /// The kernel operation a route change asks for: replace our route to the destination, or
 /// delete it.
-pub fn kernel_op(change: &RouteChange) -> Option<RouteOp> {
-    let dst = destination(change.prefix)?;
-    Some(match change.via {
+pub fn kernel_op(change: &RouteChange) -> RouteOp {
+    let dst = change.prefix;
+    match change.via {
         Some(v) => RouteOp::Replace(KernelRoute { dst, via: v.next_hop, ifindex: v.ifindex }),
         None => RouteOp::Delete(dst),
-    })
-}
-
-fn destination_of(op: &RouteOp) -> Destination {
-    match op {
-        RouteOp::Replace(r) => r.dst,
-        RouteOp::Delete(d) => *d,
     }
 }
 
@@ -117,196 +112,153 @@ pub struct ApplyRoute(pub RouteOp);
 #[rtype(result = "()")]
 pub struct DrainRoutes(pub oneshot::Sender<Result<usize, RouteError>>);
 
-/// Counters of the route executor, for logs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RouteStats {
-    pub batches: u64,
-    pub applied: u64,
-    pub failed: u64,
-}
-
-const RETRY_FIRST_MS: u64 = 1_000;
-const RETRY_MAX_MS: u64 = 30_000;
-/// How often the kernel's routes of ours are compared with the wanted ones.
-const RECONCILE_EVERY: Duration = Duration::from_secs(5);
-
-/// Applies route changes to the kernel in batches (see the module docs).
+/// Carries out the route sync's decisions (see the module docs and [`RouteSync`]): spawns
+/// the netlink calls it asks for, arms its one timer, feeds the answers back, and logs.
 pub struct RouteExecutor {
     kernel: Rc<KernelRoutes>,
-    /// The latest change wanted per destination, not yet applied.
-    pending: BTreeMap<Destination, RouteOp>,
-    /// Every route the machine wants in the kernel now.
-    wanted: BTreeMap<Destination, KernelRoute>,
-    /// Changes the kernel refused, retried with the next batch or when the timer fires.
-    failed: BTreeMap<Destination, RouteOp>,
-    /// A batch (or the purge) is in flight.
-    busy: bool,
-    /// A flush is scheduled.
-    scheduled: bool,
-    retry_ms: u64,
-    retry_timer: Option<SpawnHandle>,
-    retry_due: bool,
+    sync: RouteSync,
+    clock: Clock,
+    /// The drains to answer when the final purge is over.
     drains: Vec<oneshot::Sender<Result<usize, RouteError>>>,
-    stopped: bool,
-    stats: RouteStats,
+    /// The route sync is polled at the next turn: the changes of one machine step (already in
+    /// the mailbox) form one batch.
+    scheduled: bool,
+    armed: Option<(Stamp, RouteTimer, SpawnHandle)>,
+    /// Refusals per destination: a change refused at every retry is reported once, then at
+    /// most every 30 s with a count, until it is applied.
+    refusals: Throttle<Prefix>,
+    /// Other errors that repeat (listing the kernel's routes, every reconcile).
+    errors: Throttle,
 }
 
 impl RouteExecutor {
-    pub fn new(kernel: KernelRoutes) -> Self {
+    pub fn new(kernel: KernelRoutes, clock: Clock) -> Self {
         RouteExecutor {
             kernel: Rc::new(kernel),
-            pending: BTreeMap::new(),
-            wanted: BTreeMap::new(),
-            failed: BTreeMap::new(),
-            busy: false,
-            scheduled: false,
-            retry_ms: RETRY_FIRST_MS,
-            retry_timer: None,
-            retry_due: false,
+            sync: RouteSync::new(clock.now()),
+            clock,
             drains: Vec::new(),
-            stopped: false,
-            stats: RouteStats::default(),
+            scheduled: false,
+            armed: None,
+            refusals: Throttle::default(),
+            errors: Throttle::default(),
         }
     }
 
-    /// Flushes soon (after the messages already in the mailbox, so that the effects of one
-    /// machine step form one batch) unless a batch is in flight: its completion flushes.
-    fn schedule(&mut self, ctx: &mut Context<Self>) {
-        if self.busy || self.scheduled {
-            return;
-        }
-        let work = !self.pending.is_empty() || (self.retry_due && !self.failed.is_empty());
-        if !work {
-            if !self.drains.is_empty() {
-                self.finish_drain(ctx);
-            }
+    /// After every input: re-arm the timer, and poll the route sync at the next turn.
+    fn next(&mut self, ctx: &mut Context<Self>) {
+        self.rearm(ctx);
+        if self.scheduled {
             return;
         }
         self.scheduled = true;
         ctx.run_later(Duration::ZERO, |act, ctx| {
             act.scheduled = false;
-            act.flush(ctx);
+            while let Some(action) = act.sync.poll_action() {
+                act.carry_out(action, ctx);
+            }
+            act.rearm(ctx);
         });
     }
 
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.busy {
-            return;
+    fn rearm(&mut self, ctx: &mut Context<Self>) {
+        let next = self.sync.poll_timeout();
+        if let (Some((at, timer)), Some((armed_at, armed_timer, _))) = (next, &self.armed) {
+            if at == *armed_at && timer == *armed_timer {
+                return;
+            }
         }
-        // Refused changes go again, unless a newer change to the same destination replaces them.
-        let mut batch = std::mem::take(&mut self.failed);
-        batch.append(&mut self.pending);
-        self.retry_due = false;
-        if batch.is_empty() {
-            self.schedule(ctx);
-            return;
+        if let Some((_, _, handle)) = self.armed.take() {
+            ctx.cancel_future(handle);
         }
-        let ops: Vec<RouteOp> = batch.into_values().collect();
-        self.busy = true;
-        self.stats.batches += 1;
+        if let Some((at, timer)) = next {
+            let handle = ctx.run_later(self.clock.until(at), move |act, ctx| {
+                act.armed = None;
+                act.sync.handle_timeout(act.clock.now(), timer);
+                act.next(ctx);
+            });
+            self.armed = Some((at, timer, handle));
+        }
+    }
+
+    fn carry_out(&mut self, action: RouteAction, ctx: &mut Context<Self>) {
         let kernel = Rc::clone(&self.kernel);
-        ctx.spawn(
-            async move { kernel.apply(&ops).await }
-                .into_actor(self)
-                .map(|results, act, ctx| act.applied(results, ctx)),
-        );
+        match action {
+            RouteAction::Apply(ops) => {
+                ctx.spawn(
+                    async move { kernel.apply(&ops).await }
+                        .into_actor(self)
+                        .map(|results, act, ctx| act.applied(results, ctx)),
+                );
+            }
+            RouteAction::List => {
+                ctx.spawn(async move { kernel.list_ours().await }.into_actor(self).map(|listed, act, ctx| {
+                    match listed {
+                        Ok(routes) => {
+                            if let Some(n) = act.errors.cleared("list routes") {
+                                tracing::info!(unreported = n, "listing our kernel routes works again");
+                            }
+                            let repairs = act.sync.listed(&routes);
+                            if repairs > 0 {
+                                tracing::info!(n = repairs, "the kernel's routes differ from ours; repairing");
+                            }
+                        }
+                        Err(e) => {
+                            let now = act.clock.now();
+                            throttled_warn!(act.errors, "list routes", now, %e, "cannot list our kernel routes");
+                            act.sync.list_failed();
+                        }
+                    }
+                    act.next(ctx);
+                }));
+            }
+            RouteAction::PurgeStale => {
+                ctx.spawn(async move { kernel.purge_stale().await }.into_actor(self).map(
+                    |result, act, ctx| {
+                        match result {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(n, "removed routes a previous run left behind"),
+                            Err(e) => tracing::warn!(%e, "cannot purge stale routes"),
+                        }
+                        act.sync.purged();
+                        act.next(ctx);
+                    },
+                ));
+            }
+            RouteAction::PurgeAll => {
+                ctx.spawn(async move { kernel.purge_stale().await }.into_actor(self).map(
+                    |result, act, ctx| {
+                        for d in act.drains.drain(..) {
+                            let _ = d.send(result.clone());
+                        }
+                        act.sync.purged();
+                        act.next(ctx);
+                    },
+                ));
+            }
+        }
     }
 
     fn applied(&mut self, results: Vec<(RouteOp, Result<(), RouteError>)>, ctx: &mut Context<Self>) {
-        self.busy = false;
-        let mut refused = 0;
-        for (op, result) in results {
-            match result {
-                Ok(()) => self.stats.applied += 1,
-                // Gone already (its interface went away and took it along): what we wanted.
-                Err(e) if matches!(op, RouteOp::Delete(_)) && e.is_not_found() => self.stats.applied += 1,
-                Err(e) => {
-                    refused += 1;
-                    self.stats.failed += 1;
-                    tracing::warn!(%e, "route change refused; retried with the next change");
-                    let dst = destination_of(&op);
-                    if !self.pending.contains_key(&dst) {
-                        self.failed.insert(dst, op);
-                    }
-                }
+        let now = self.clock.now();
+        let answers = results.iter().map(|(op, result)| (*op, routes::answer(result))).collect();
+        let outcome = self.sync.applied(now, answers);
+        for (op, e) in &outcome.refused {
+            throttled_warn!(
+                self.refusals,
+                op.dst(),
+                now,
+                %e,
+                "route change refused; retried with the next change"
+            );
+        }
+        for op in &outcome.applied {
+            if let Some(n) = self.refusals.cleared(op.dst()) {
+                tracing::info!(%op, unreported = n, "route change applied after being refused");
             }
         }
-        tracing::debug!(stats = ?self.stats, refused, "route batch applied");
-        if self.failed.is_empty() {
-            self.retry_ms = RETRY_FIRST_MS;
-        } else if self.retry_timer.is_none() && !self.stopped {
-            let wait = Duration::from_millis(self.retry_ms);
-            self.retry_ms = (self.retry_ms * 2).min(RETRY_MAX_MS);
-            self.retry_timer = Some(ctx.run_later(wait, |act, ctx| {
-                act.retry_timer = None;
-                act.retry_due = true;
-                act.schedule(ctx);
-            }));
-        }
-        self.schedule(ctx);
-    }
-
-    /// Compares the kernel's routes of ours with the wanted ones and queues what repairs the
-    /// difference. Skipped while a batch is in flight or changes wait.
-    fn reconcile(&mut self, ctx: &mut Context<Self>) {
-        if self.busy || self.scheduled || self.stopped || !self.pending.is_empty() {
-            return;
-        }
-        self.busy = true;
-        let kernel = Rc::clone(&self.kernel);
-        ctx.spawn(async move { kernel.list_ours().await }.into_actor(self).map(|listed, act, ctx| {
-            act.busy = false;
-            match listed {
-                Ok(routes) => act.repair(&routes),
-                Err(e) => tracing::warn!(%e, "cannot list our kernel routes"),
-            }
-            act.schedule(ctx);
-        }));
-    }
-
-    /// Queues a replace for every wanted route the kernel lacks (or has otherwise) and a delete
-    /// for every route of ours nobody wants. Destinations with a change already waiting, or
-    /// whose change was refused (retried with back-off), are left alone.
-    fn repair(&mut self, in_kernel: &[KernelRoute]) {
-        if self.stopped {
-            return;
-        }
-        let untouched = |d: &Destination| !self.pending.contains_key(d) && !self.failed.contains_key(d);
-        let present: BTreeMap<Destination, KernelRoute> = in_kernel.iter().map(|r| (r.dst, *r)).collect();
-        let mut repairs = Vec::new();
-        for (dst, route) in &self.wanted {
-            if untouched(dst) && present.get(dst) != Some(route) {
-                repairs.push(RouteOp::Replace(*route));
-            }
-        }
-        for dst in present.keys() {
-            if untouched(dst) && !self.wanted.contains_key(dst) {
-                repairs.push(RouteOp::Delete(*dst));
-            }
-        }
-        if !repairs.is_empty() {
-            tracing::info!(n = repairs.len(), "the kernel's routes differ from ours; repairing");
-        }
-        for op in repairs {
-            self.pending.insert(destination_of(&op), op);
-        }
-    }
-
-    /// Everything asked for was applied: remove every route of ours and answer the drains.
-    fn finish_drain(&mut self, ctx: &mut Context<Self>) {
-        self.busy = true;
-        self.stopped = true;
-        if let Some(t) = self.retry_timer.take() {
-            ctx.cancel_future(t);
-        }
-        self.failed.clear();
-        let kernel = Rc::clone(&self.kernel);
-        ctx.spawn(async move { kernel.purge_stale().await }.into_actor(self).map(|result, act, _ctx| {
-            act.busy = false;
-            for d in act.drains.drain(..) {
-                let _ = d.send(result.clone());
-            }
-        }));
+        tracing::debug!(stats = ?self.sync.stats(), refused = outcome.refused.len(), "route batch applied");
+        self.next(ctx);
     }
 }
 
@@ -314,19 +266,8 @@ impl Actor for RouteExecutor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // Routes a previous run left behind go first; changes wait until that is done.
-        self.busy = true;
-        let kernel = Rc::clone(&self.kernel);
-        ctx.spawn(async move { kernel.purge_stale().await }.into_actor(self).map(|result, act, ctx| {
-            match result {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(n, "removed routes a previous run left behind"),
-                Err(e) => tracing::warn!(%e, "cannot purge stale routes"),
-            }
-            act.busy = false;
-            act.schedule(ctx);
-        }));
-        ctx.run_interval(RECONCILE_EVERY, |act, ctx| act.reconcile(ctx));
+        // The route sync starts with the purge of what a previous run left behind.
+        self.next(ctx);
     }
 }
 
@@ -334,15 +275,8 @@ impl Handler<ApplyRoute> for RouteExecutor {
     type Result = ();
 
     fn handle(&mut self, msg: ApplyRoute, ctx: &mut Context<Self>) {
-        if self.stopped {
-            return;
-        }
-        match msg.0 {
-            RouteOp::Replace(r) => self.wanted.insert(r.dst, r),
-            RouteOp::Delete(d) => self.wanted.remove(&d),
-        };
-        self.pending.insert(destination_of(&msg.0), msg.0);
-        self.schedule(ctx);
+        self.sync.change(msg.0);
+        self.next(ctx);
     }
 }
 
@@ -351,10 +285,8 @@ impl Handler<DrainRoutes> for RouteExecutor {
 
     fn handle(&mut self, msg: DrainRoutes, ctx: &mut Context<Self>) {
         self.drains.push(msg.0);
-        // Pending changes are applied first (their removals are what the purge checks);
-        // refused ones are not waited for.
-        self.retry_due = false;
-        self.schedule(ctx);
+        self.sync.drain();
+        self.next(ctx);
     }
 }
 
@@ -602,7 +534,7 @@ impl BabelNode {
     ) -> Result<BabelNode, NodeError> {
         let socket = Arc::new(BabelSocket::bind(config.port).map_err(NodeError::Socket)?);
         let kernel = KernelRoutes::connect().map_err(NodeError::Routes)?;
-        let routes = RouteExecutor::new(kernel).start();
+        let routes = RouteExecutor::new(kernel, clock).start();
         let (outgoing, queue) = mpsc::unbounded_channel();
         let sender = actix_rt::spawn(send_loop(Arc::clone(&socket), queue));
 
@@ -615,10 +547,7 @@ impl BabelNode {
                 let _ = to_socket.send(Outgoing::Packet { ifindex, to, bytes });
             }
             RoutingEffect::Route(change) => {
-                match kernel_op(&change) {
-                    Some(op) => to_kernel.do_send(ApplyRoute(op)),
-                    None => tracing::warn!(prefix = %change.prefix, "not a kernel destination"),
-                }
+                to_kernel.do_send(ApplyRoute(kernel_op(&change)));
                 selected(RouteSelected::from(&change));
             }
             RoutingEffect::Probe { prefix } => {

@@ -1,6 +1,7 @@
 //! The vocabulary shared by every layer: time ([`Stamp`]), log positions ([`Seq`]), the
 //! machine contract ([`Machine`]), named deadlines ([`TimerTable`]), and each machine's
-//! inputs, events and effects, with the versioned encoding of events on flash ([`codec`]).
+//! inputs, events and effects (the route sync's in [`kernel`]), with the versioned encoding
+//! of events on flash ([`codec`]).
 //!
 //! Pure: no I/O, no clocks, no runtime.
 
@@ -40,6 +41,7 @@ pub mod chain;
 pub mod codec;
 pub mod exit;
 pub mod incident;
+pub mod kernel;
 mod machine;
 pub mod routing;
 mod stamp;

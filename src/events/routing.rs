@@ -182,7 +182,7 @@ pub struct Refusals {
     pub routes_total: u64,
     /// Updates for new destinations refused: the node holds its bound of destinations.
     pub destinations: u64,
-    /// Martian prefixes ([`crate::wire::babel::Prefix::martian`]) refused in Updates, and
+    /// Martian prefixes ([`crate::wire::Prefix::martian`]) refused in Updates, and
     /// in `Originate`.
     pub martians: u64,
 }

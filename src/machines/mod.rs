@@ -9,6 +9,7 @@ pub mod counter;
 mod equivalence;
 pub mod exit;
 pub mod incidents;
+pub mod route_sync;
 pub mod usage;
 
 use crate::events::{Event, Fold, Stamp};

@@ -1,6 +1,7 @@
-//! Kernel routes: the adapter that carries out the routing machine's decisions on the kernel's
-//! main table over rtnetlink. Decisions arrive as data ([`RouteOp`]); each one's result comes
-//! back as a value, in order, for the shell to feed back as an input.
+//! Kernel routes: the adapter that carries out the route sync's decisions
+//! ([`crate::machines::route_sync`]) on the kernel's main table over rtnetlink. Decisions
+//! arrive as data ([`RouteOp`]); each one's result comes back as a value, in order, for the
+//! shell to feed back ([`answer`] says it in the route sync's words).
 //!
 //! Our routes are marked with [`PROTOCOL`] and carry [`METRIC`]. The mark is what makes them
 //! ours: [`KernelRoutes::purge_stale`] removes every route so marked from the main table at
@@ -12,13 +13,14 @@
 //! IPv4 prefixes may have an IPv6 next hop (RFC 9229 v4-via-v6, `ip route add 192.0.2.0/24 via
 //! inet6 fe80::1 dev X`): it is sent as `RTA_VIA`, which Linux accepts for IPv4 since 5.2.
 
+use crate::events::kernel::{KernelAnswer, KernelRoute, RouteOp};
+use crate::wire::Prefix;
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteVia,
 };
 use rtnetlink::sys::AsyncSocket;
 use rtnetlink::{Handle, RouteMessageBuilder};
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Our routing protocol number (`rtm_protocol`). 76 is free in iproute2's `rt_protos` (babeld
@@ -34,84 +36,6 @@ pub const METRIC: u32 = 1076;
 
 const MAIN_TABLE: u8 = RouteHeader::RT_TABLE_MAIN;
 
-/// An IPv4 or IPv6 destination prefix whose host bits are zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Destination {
-    addr: IpAddr,
-    len: u8,
-}
-
-impl Destination {
-    /// The prefix of `len` bits of `addr`, host bits cleared; `None` if `len` is longer than
-    /// the address.
-    pub fn new(addr: IpAddr, len: u8) -> Option<Destination> {
-        let addr = match addr {
-            IpAddr::V4(a) if len <= 32 => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
-            }
-            IpAddr::V6(a) if len <= 128 => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
-            }
-            _ => return None,
-        };
-        Some(Destination { addr, len })
-    }
-
-    pub fn addr(&self) -> IpAddr {
-        self.addr
-    }
-
-    pub fn prefix_len(&self) -> u8 {
-        self.len
-    }
-
-    /// True for a default route (`0.0.0.0/0`, `::/0`).
-    pub fn is_default(&self) -> bool {
-        self.len == 0
-    }
-}
-
-impl fmt::Display for Destination {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
-    }
-}
-
-/// A route of ours: packets to `dst` go to `via` on interface `ifindex`. `via` is usually the
-/// neighbour's link-local address; an IPv4 `dst` may have an IPv6 `via`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct KernelRoute {
-    pub dst: Destination,
-    pub via: IpAddr,
-    pub ifindex: u32,
-}
-
-impl fmt::Display for KernelRoute {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} via {} dev #{}", self.dst, self.via, self.ifindex)
-    }
-}
-
-/// One change to the kernel's main table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RouteOp {
-    /// Create the route to its destination, or replace ours to it.
-    Replace(KernelRoute),
-    /// Remove our route to this destination.
-    Delete(Destination),
-}
-
-impl fmt::Display for RouteOp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RouteOp::Replace(r) => write!(f, "replace {r}"),
-            RouteOp::Delete(d) => write!(f, "delete {d}"),
-        }
-    }
-}
-
 /// Why a route operation failed. Kernel refusals keep the errno and say what it means here.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
@@ -123,6 +47,16 @@ pub enum RouteError {
     Kernel { op: String, errno: i32, reason: String },
     #[error("netlink failure during {op}: {detail}")]
     Netlink { op: String, detail: String },
+}
+
+/// What a change's result means to the route sync: done, no such route, or refused with
+/// this error's words.
+pub fn answer(result: &Result<(), RouteError>) -> KernelAnswer {
+    match result {
+        Ok(()) => KernelAnswer::Done,
+        Err(e) if e.is_not_found() => KernelAnswer::NotFound,
+        Err(e) => KernelAnswer::Refused(e.to_string()),
+    }
 }
 
 impl RouteError {
@@ -229,9 +163,9 @@ impl KernelRoutes {
     /// Creates the route, or replaces ours to the same destination.
     pub async fn replace(&self, route: &KernelRoute) -> Result<(), RouteError> {
         let op = format!("replace {route}");
-        let message = match (route.dst.addr, route.via) {
+        let message = match (route.dst.addr(), route.via) {
             (IpAddr::V6(dst), IpAddr::V6(via)) => RouteMessageBuilder::<Ipv6Addr>::new()
-                .destination_prefix(dst, route.dst.len)
+                .destination_prefix(dst, route.dst.len())
                 .gateway(via)
                 .output_interface(route.ifindex)
                 .protocol(RouteProtocol::from(PROTOCOL))
@@ -239,7 +173,7 @@ impl KernelRoutes {
                 .build(),
             (IpAddr::V4(dst), via) => {
                 let builder = RouteMessageBuilder::<Ipv4Addr>::new()
-                    .destination_prefix(dst, route.dst.len)
+                    .destination_prefix(dst, route.dst.len())
                     .output_interface(route.ifindex)
                     .protocol(RouteProtocol::from(PROTOCOL))
                     .priority(METRIC);
@@ -260,15 +194,15 @@ impl KernelRoutes {
     }
 
     /// Deletes our route to `dst`. Routes of other protocols to the same prefix stay.
-    pub async fn delete(&self, dst: Destination) -> Result<(), RouteError> {
-        let message = match dst.addr {
+    pub async fn delete(&self, dst: Prefix) -> Result<(), RouteError> {
+        let message = match dst.addr() {
             IpAddr::V6(a) => RouteMessageBuilder::<Ipv6Addr>::new()
-                .destination_prefix(a, dst.len)
+                .destination_prefix(a, dst.len())
                 .protocol(RouteProtocol::from(PROTOCOL))
                 .priority(METRIC)
                 .build(),
             IpAddr::V4(a) => RouteMessageBuilder::<Ipv4Addr>::new()
-                .destination_prefix(a, dst.len)
+                .destination_prefix(a, dst.len())
                 .protocol(RouteProtocol::from(PROTOCOL))
                 .priority(METRIC)
                 .build(),
@@ -362,7 +296,7 @@ fn parse(m: &RouteMessage) -> Option<KernelRoute> {
         (None, rtnetlink::packet_route::AddressFamily::Inet6) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         (None, _) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     };
-    Some(KernelRoute { dst: Destination::new(dst, len)?, via: via?, ifindex: ifindex? })
+    Some(KernelRoute { dst: Prefix::new(dst, len)?, via: via?, ifindex: ifindex? })
 }
 
 fn describe(m: &RouteMessage) -> String {
@@ -379,24 +313,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn destinations_clear_host_bits_and_reject_long_prefixes() {
-        let d = Destination::new("192.0.2.77".parse().unwrap(), 24).unwrap();
-        assert_eq!(d.to_string(), "192.0.2.0/24");
-        let d = Destination::new("2001:db8:1:2::9".parse().unwrap(), 48).unwrap();
-        assert_eq!(d.to_string(), "2001:db8:1::/48");
-        assert!(Destination::new("::".parse().unwrap(), 0).unwrap().is_default());
-        assert_eq!(Destination::new("0.0.0.0".parse().unwrap(), 0).unwrap().to_string(), "0.0.0.0/0");
-        assert_eq!(Destination::new("192.0.2.1".parse().unwrap(), 33), None);
-        assert_eq!(Destination::new("2001:db8::".parse().unwrap(), 129), None);
-    }
-
-    #[test]
     fn kernel_refusals_say_what_they_mean() {
         assert_eq!(errno_reason(libc::ENODEV), "no interface with that index");
         assert!(
             RouteError::Kernel { op: "x".into(), errno: libc::ESRCH, reason: String::new() }.is_not_found()
         );
         assert!(errno_reason(libc::E2BIG).contains("Argument list too long"));
+    }
+
+    #[test]
+    fn results_become_the_route_syncs_answers() {
+        let gone = RouteError::Kernel { op: "delete x".into(), errno: libc::ESRCH, reason: "gone".into() };
+        let down =
+            RouteError::Kernel { op: "replace x".into(), errno: libc::ENETDOWN, reason: "down".into() };
+        assert_eq!(answer(&Ok(())), KernelAnswer::Done);
+        assert_eq!(answer(&Err(gone)), KernelAnswer::NotFound);
+        assert_eq!(
+            answer(&Err(down)),
+            KernelAnswer::Refused(format!("kernel refused to replace x: down (errno {})", libc::ENETDOWN))
+        );
     }
 
     #[test]

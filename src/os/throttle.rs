@@ -27,28 +27,29 @@ struct Entry {
     suppressed: u64,
 }
 
-/// Rate limits for reports, by kind of error.
+/// Rate limits for reports, by kind of error: a name, or any other key (the destination of a
+/// refused route change, say).
 #[derive(Clone, Debug)]
-pub struct Throttle {
+pub struct Throttle<K = &'static str> {
     every_ms: u64,
-    errors: BTreeMap<&'static str, Entry>,
+    errors: BTreeMap<K, Entry>,
 }
 
-impl Default for Throttle {
+impl<K: Ord + Copy> Default for Throttle<K> {
     fn default() -> Self {
         Self::new(REPORT_EVERY_MS)
     }
 }
 
-impl Throttle {
+impl<K: Ord + Copy> Throttle<K> {
     pub fn new(every_ms: u64) -> Self {
         Self { every_ms, errors: BTreeMap::new() }
     }
 
     /// An occurrence of error `kind` at `now`: whether and how to report it.
-    pub fn occurred(&mut self, kind: &'static str, now: Stamp) -> Report {
+    pub fn occurred(&mut self, kind: K, now: Stamp) -> Report {
         let every_ms = self.every_ms;
-        match self.errors.get_mut(kind) {
+        match self.errors.get_mut(&kind) {
             None => {
                 self.errors.insert(kind, Entry { last_report: now, suppressed: 0 });
                 Report::First
@@ -69,13 +70,13 @@ impl Throttle {
     /// Error `kind` is over (the disk writes again, say). Returns how many occurrences were not
     /// reported, if it had occurred, so the all-clear can say so; the next occurrence is a
     /// first one again.
-    pub fn cleared(&mut self, kind: &'static str) -> Option<u64> {
-        self.errors.remove(kind).map(|e| e.suppressed)
+    pub fn cleared(&mut self, kind: K) -> Option<u64> {
+        self.errors.remove(&kind).map(|e| e.suppressed)
     }
 
     /// Whether error `kind` has occurred and not cleared.
-    pub fn active(&self, kind: &'static str) -> bool {
-        self.errors.contains_key(kind)
+    pub fn active(&self, kind: K) -> bool {
+        self.errors.contains_key(&kind)
     }
 }
 
@@ -88,6 +89,20 @@ macro_rules! throttled_error {
             $crate::os::throttle::Report::First => tracing::error!($($arg)+),
             $crate::os::throttle::Report::Again { suppressed } => {
                 tracing::error!(suppressed, $($arg)+)
+            }
+            $crate::os::throttle::Report::Quiet => {}
+        }
+    };
+}
+
+/// [`throttled_error!`] for warnings: what the node works around (and retries) itself.
+#[macro_export]
+macro_rules! throttled_warn {
+    ($throttle:expr, $kind:expr, $now:expr, $($arg:tt)+) => {
+        match $throttle.occurred($kind, $now) {
+            $crate::os::throttle::Report::First => tracing::warn!($($arg)+),
+            $crate::os::throttle::Report::Again { suppressed } => {
+                tracing::warn!(suppressed, $($arg)+)
             }
             $crate::os::throttle::Report::Quiet => {}
         }
@@ -116,6 +131,19 @@ mod tests {
         assert_eq!(t.occurred("flush", at(1_003)), Report::First);
         // A new boot starts a new interval.
         assert_eq!(t.occurred("flush", Stamp::new(2, 0)), Report::Again { suppressed: 0 });
+    }
+
+    /// Any key will do: each is throttled on its own, cleared on its own.
+    #[test]
+    fn keys_other_than_names_are_throttled_each_on_its_own() {
+        let mut t: Throttle<u32> = Throttle::new(1_000);
+        let at = |ms| Stamp::new(1, ms);
+        assert_eq!(t.occurred(7, at(0)), Report::First);
+        assert_eq!(t.occurred(8, at(1)), Report::First);
+        assert_eq!(t.occurred(7, at(2)), Report::Quiet);
+        assert_eq!(t.occurred(7, at(1_000)), Report::Again { suppressed: 1 });
+        assert_eq!(t.cleared(8), Some(0));
+        assert!(t.active(7) && !t.active(8));
     }
 
     /// 20,000 failures a second for a minute: about one report per interval, not 1.2 M.

@@ -13,10 +13,9 @@
 //!
 //! [`Encoder`] does the reverse, see `encode.rs`.
 
-use super::types::{
-    Hello, Ihu, Packet, Prefix, RouteRequest, RouterId, SeqnoRequest, Tlv, UnknownSubTlv, Update,
-};
+use super::types::{Hello, Ihu, Packet, RouteRequest, RouterId, SeqnoRequest, Tlv, UnknownSubTlv, Update};
 use super::{MAGIC, VERSION};
+use crate::wire::Prefix;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::fmt;
 

@@ -19,6 +19,9 @@ pub use codec::{
     decode, encode, encode_into, DecodeError, Decoded, Encoder, IgnoreReason, Ignored, SUBTLV_ROUTE_VECTOR,
 };
 pub use types::*;
+// The prefix type is the wire's, the machines' and the kernel adapter's; named here too, where
+// the codec's users have always found it.
+pub use crate::wire::prefix::{Martian, Prefix};
 
 /// UDP port of Babel (RFC 8966 §5).
 pub const PORT: u16 = 6696;

@@ -1,6 +1,7 @@
 //! The values of Babel packets, after the parser state has been resolved.
 
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use crate::wire::Prefix;
+use core::net::IpAddr;
 use std::fmt;
 
 /// A Babel router-id: 8 opaque bytes, never all zeros or all ones (RFC 8966 §4.6.7).
@@ -15,7 +16,7 @@ impl RouterId {
     /// low 8 bytes of an IPv6 prefix, the 4 bytes of an IPv4 prefix padded with zeros in
     /// front (RFC 8966 §4.6.9).
     pub fn from_prefix(prefix: &Prefix) -> RouterId {
-        match prefix.addr {
+        match prefix.addr() {
             IpAddr::V6(a) => {
                 let o = a.octets();
                 let mut id = [0; 8];
@@ -43,131 +44,6 @@ impl fmt::Display for RouterId {
             "{:02x}{:02x}:{:02x}{:02x}:{:02x}{:02x}:{:02x}{:02x}",
             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]
         )
-    }
-}
-
-/// An IPv4 or IPv6 prefix whose host bits are zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Prefix {
-    addr: IpAddr,
-    len: u8,
-}
-
-impl Prefix {
-    /// The prefix of `len` bits of `addr` (host bits are cleared); `None` if `len` is longer
-    /// than the address.
-    pub fn new(addr: IpAddr, len: u8) -> Option<Prefix> {
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        if len > max {
-            return None;
-        }
-        let addr = match addr {
-            IpAddr::V4(a) => {
-                let bits = u32::from(a);
-                let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
-                IpAddr::V4(Ipv4Addr::from(bits & mask))
-            }
-            IpAddr::V6(a) => {
-                let bits = u128::from(a);
-                let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
-                IpAddr::V6(Ipv6Addr::from(bits & mask))
-            }
-        };
-        Some(Prefix { addr, len })
-    }
-
-    /// A host route: /32 or /128.
-    pub fn host(addr: IpAddr) -> Prefix {
-        let len = if addr.is_ipv4() { 32 } else { 128 };
-        Prefix { addr, len }
-    }
-
-    pub fn addr(&self) -> IpAddr {
-        self.addr
-    }
-
-    /// The prefix length in bits (a prefix is not a collection: no `is_empty`; see
-    /// [`Prefix::is_default`]).
-    #[allow(clippy::len_without_is_empty)]
-    pub fn len(&self) -> u8 {
-        self.len
-    }
-
-    pub fn is_ipv4(&self) -> bool {
-        self.addr.is_ipv4()
-    }
-
-    /// The default route of the prefix's family.
-    pub fn is_default(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Whether this prefix lies inside an address range that is never a route's destination
-    /// ("martian"), and which. A router refuses such prefixes in received Updates and never
-    /// originates them:
-    ///
-    /// | class | IPv6 | IPv4 |
-    /// | --- | --- | --- |
-    /// | link-local | fe80::/10 | 169.254.0.0/16 |
-    /// | multicast | ff00::/8 | 224.0.0.0/4 |
-    /// | loopback | ::1/128 | 127.0.0.0/8 |
-    /// | unspecified | ::/128 | 0.0.0.0/32 |
-    ///
-    /// A prefix is martian when it is as long as the range or longer and falls inside it
-    /// (fe80::/64 and fe80::1/128 are; fe00::/7, which merely contains fe80::/10, is not).
-    /// The default routes ::/0 and 0.0.0.0/0 are therefore not martian: an exit announces
-    /// them. The unspecified address is martian only as a host route (::/128, 0.0.0.0/32).
-    pub fn martian(&self) -> Option<Martian> {
-        let ranges: &[(Martian, IpAddr, u8)] = match self.addr {
-            IpAddr::V6(_) => &[
-                (Martian::LinkLocal, IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)), 10),
-                (Martian::Multicast, IpAddr::V6(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0)), 8),
-                (Martian::Loopback, IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
-                (Martian::Unspecified, IpAddr::V6(Ipv6Addr::UNSPECIFIED), 128),
-            ],
-            IpAddr::V4(_) => &[
-                (Martian::LinkLocal, IpAddr::V4(Ipv4Addr::new(169, 254, 0, 0)), 16),
-                (Martian::Multicast, IpAddr::V4(Ipv4Addr::new(224, 0, 0, 0)), 4),
-                (Martian::Loopback, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
-                (Martian::Unspecified, IpAddr::V4(Ipv4Addr::UNSPECIFIED), 32),
-            ],
-        };
-        ranges.iter().find(|(_, base, len)| self.within(*base, *len)).map(|(class, _, _)| *class)
-    }
-
-    pub fn is_martian(&self) -> bool {
-        self.martian().is_some()
-    }
-
-    /// This prefix is `base/len` or a more specific prefix inside it (same family).
-    fn within(&self, base: IpAddr, len: u8) -> bool {
-        self.len >= len && Prefix::new(self.addr, len) == Prefix::new(base, len)
-    }
-}
-
-/// The classes of martian prefixes ([`Prefix::martian`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Martian {
-    LinkLocal,
-    Multicast,
-    Loopback,
-    Unspecified,
-}
-
-impl fmt::Display for Martian {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Martian::LinkLocal => "link-local",
-            Martian::Multicast => "multicast",
-            Martian::Loopback => "loopback",
-            Martian::Unspecified => "unspecified",
-        })
-    }
-}
-
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
     }
 }
 

@@ -1,12 +1,13 @@
 //! Building packets: the decoder's parser state, run backwards.
 
-use super::super::types::{Packet, Prefix, RouterId, Tlv, UnknownSubTlv, Update};
+use super::super::types::{Packet, RouterId, Tlv, UnknownSubTlv, Update};
 use super::{
     is_link_local_64, octets, vector, ACK, ACK_REQUEST, AE_IPV4, AE_IPV6, AE_LINK_LOCAL, AE_V4_VIA_V6,
     AE_WILDCARD, HEADER_LEN, HELLO, HELLO_UNICAST, IHU, NEXT_HOP, PAD1, PADN, ROUTER_ID, ROUTE_REQUEST,
     SEQNO_REQUEST, SUBTLV_ROUTE_VECTOR, SUB_TIMESTAMP, UPDATE, UPDATE_DEFAULT_PREFIX, UPDATE_ROUTER_ID,
 };
 use super::{MAGIC, VERSION};
+use crate::wire::Prefix;
 use core::net::IpAddr;
 
 /// The largest packet: a header and a body whose length fills the 16-bit field.

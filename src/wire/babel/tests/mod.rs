@@ -4,7 +4,6 @@
 mod captured;
 mod golden;
 mod ignored;
-mod martians;
 mod properties;
 
 use super::*;
