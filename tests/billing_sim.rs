@@ -1,6 +1,6 @@
 //! Pay per forward across a simulated network (issue 3): real billing machines on a topology,
 //! one chain twin, seeded loss, price changes, counter resets, chain faults, cheats and crashes
-//! (`lastmile::sim::billing`). ARCHITECTURE.md "Billing: pay per forward", "Payments".
+//! (`lastmile::sim::billing`); see docs/ARCHITECTURE.md, "Billing".
 //!
 //! Every property runs the whole network to its settlement (traffic stops, the pay threshold
 //! drops to 0, payments confirm) and then compares ledgers with the simulator's ground truth

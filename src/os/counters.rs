@@ -1,7 +1,7 @@
 //! Byte counters per (neighbour tunnel, destination).
 //!
 //! On a router these are nftables counters on the tunnel interfaces (the adapter arrives with
-//! billing, issue 3). [`SimulatedCounters`] is the in-memory twin: a seeded traffic model
+//! the node, issue 11). [`SimulatedCounters`] is the in-memory twin: a seeded traffic model
 //! that behaves like the kernel's counters (cumulative, monotonic, reset to zero when the
 //! "router" restarts), for the demo, simulations and tests.
 

@@ -35,8 +35,8 @@ pub struct Crash {
 }
 
 /// A transfer on chain to node `to` at `at_ms` that is no payment of any of its neighbours:
-/// billing must never credit it (ARCHITECTURE.md "Payments": credited only from the sender
-/// bound to that neighbour's identity).
+/// billing must never credit it (docs/ARCHITECTURE.md, "Billing": incoming
+/// transfers are credited only from the address bound to that neighbour).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stray {
     pub at_ms: u64,
