@@ -62,7 +62,6 @@ use crate::os::throttle::Throttle;
 use crate::throttled_warn;
 use crate::wire::Prefix;
 use actix::prelude::*;
-use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -297,9 +296,10 @@ enum Outgoing {
     Flushed(oneshot::Sender<()>),
 }
 
-async fn send_loop(socket: Arc<BabelSocket>, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
-    // The last error per interface: a link that stays broken is reported once, not per Hello.
-    let mut broken: BTreeMap<u32, String> = BTreeMap::new();
+async fn send_loop(socket: Arc<BabelSocket>, clock: Clock, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
+    // Per interface: a link that stays broken is reported once, then as a count every 30 s,
+    // not per Hello; and when it works again.
+    let mut broken: Throttle<u32> = Throttle::default();
     while let Some(item) = queue.recv().await {
         let (ifindex, to, bytes) = match item {
             Outgoing::Flushed(done) => {
@@ -314,16 +314,12 @@ async fn send_loop(socket: Arc<BabelSocket>, mut queue: mpsc::UnboundedReceiver<
         };
         match sent {
             Ok(()) => {
-                if broken.remove(&ifindex).is_some() {
-                    tracing::info!(ifindex, "sending Babel packets works again");
+                if let Some(unreported) = broken.cleared(ifindex) {
+                    tracing::info!(ifindex, unreported, "sending Babel packets works again");
                 }
             }
             Err(e) => {
-                let text = e.to_string();
-                if broken.get(&ifindex) != Some(&text) {
-                    tracing::warn!(ifindex, ?to, %e, "cannot send a Babel packet (repeats are not logged)");
-                    broken.insert(ifindex, text);
-                }
+                throttled_warn!(broken, ifindex, clock.now(), ifindex, ?to, %e, "cannot send a Babel packet")
             }
         }
     }
@@ -333,10 +329,14 @@ async fn send_loop(socket: Arc<BabelSocket>, mut queue: mpsc::UnboundedReceiver<
 /// driver has handled the previous, so that under a flood the datagrams wait in the kernel's
 /// socket buffer (bounded; the excess is dropped there) rather than in the driver's mailbox,
 /// which has no bound.
-async fn receive_loop(socket: Arc<BabelSocket>, driver: Addr<Driver<BabelMachine>>) {
+async fn receive_loop(socket: Arc<BabelSocket>, clock: Clock, driver: Addr<Driver<BabelMachine>>) {
+    let mut failing: Throttle = Throttle::default();
     loop {
         match socket.recv().await {
             Ok(d) => {
+                if let Some(unreported) = failing.cleared("receive") {
+                    tracing::info!(unreported, "receiving Babel packets works again");
+                }
                 let input =
                     Input(RoutingInput::Received { ifindex: d.ifindex, source: d.source, bytes: d.bytes });
                 if driver.send(input).await.is_err() {
@@ -345,7 +345,7 @@ async fn receive_loop(socket: Arc<BabelSocket>, driver: Addr<Driver<BabelMachine
                 }
             }
             Err(e) => {
-                tracing::warn!(%e, "receiving Babel packets failed");
+                throttled_warn!(failing, "receive", clock.now(), %e, "receiving Babel packets failed");
                 actix_rt::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -371,19 +371,27 @@ pub struct LinkWatcher {
     socket: Arc<BabelSocket>,
     driver: Addr<Driver<BabelMachine>>,
     every: Duration,
+    clock: Clock,
+    /// Errors per (interface, what failed), checked every poll: reported once, then as a
+    /// count.
+    errors: Throttle<(usize, &'static str)>,
 }
 
 impl LinkWatcher {
     fn check(&mut self) {
-        for w in &mut self.interfaces {
+        let at = self.clock.now();
+        for (i, w) in self.interfaces.iter_mut().enumerate() {
             let now = match interfaces::link_state(&w.name) {
                 Ok(Some(s)) if s.running => s.link_local.map(|ll| (s.ifindex, ll)),
                 Ok(_) => None,
                 Err(e) => {
-                    tracing::warn!(interface = %w.name, %e, "cannot read the interface's state");
+                    throttled_warn!(self.errors, (i, "state"), at, interface = %w.name, %e, "cannot read the interface's state");
                     continue;
                 }
             };
+            if let Some(unreported) = self.errors.cleared((i, "state")) {
+                tracing::info!(interface = %w.name, unreported, "the interface's state can be read again");
+            }
             if now == w.up {
                 continue;
             }
@@ -395,9 +403,10 @@ impl LinkWatcher {
                 // Joining again is harmless; the kernel forgets memberships of interfaces that
                 // went away. If it fails, the next check tries again.
                 if let Err(e) = self.socket.join(ifindex) {
-                    tracing::warn!(interface = %w.name, %e, "cannot join ff02::1:6");
+                    throttled_warn!(self.errors, (i, "join"), at, interface = %w.name, %e, "cannot join ff02::1:6");
                     continue;
                 }
+                self.errors.cleared((i, "join"));
                 tracing::info!(interface = %w.name, ifindex, %link_local, "link up");
                 self.driver.do_send(Input(RoutingInput::InterfaceUp {
                     ifindex,
@@ -536,7 +545,7 @@ impl BabelNode {
         let kernel = KernelRoutes::connect().map_err(NodeError::Routes)?;
         let routes = RouteExecutor::new(kernel, clock).start();
         let (outgoing, queue) = mpsc::unbounded_channel();
-        let sender = actix_rt::spawn(send_loop(Arc::clone(&socket), queue));
+        let sender = actix_rt::spawn(send_loop(Arc::clone(&socket), clock, queue));
 
         let to_socket = outgoing.clone();
         let to_kernel = routes.clone();
@@ -558,7 +567,7 @@ impl BabelNode {
         });
         let machine = BabelMachine::new(config.babel, trust, clock.now());
         let driver = Driver::new(machine, clock, log, deliver).start();
-        let receiver = actix_rt::spawn(receive_loop(Arc::clone(&socket), driver.clone()));
+        let receiver = actix_rt::spawn(receive_loop(Arc::clone(&socket), clock, driver.clone()));
         let mut probing = Vec::new();
         if let Some(plan) = config.probes {
             probing.push(actix_rt::spawn(probe_loop(plan, probe_requests, driver.clone())));
@@ -577,6 +586,8 @@ impl BabelNode {
             socket: Arc::clone(&socket),
             driver: driver.clone(),
             every: config.link_poll,
+            clock,
+            errors: Throttle::default(),
         }
         .start();
         Ok(BabelNode { driver, routes, watcher, outgoing, socket, receiver, sender, probing })

@@ -47,6 +47,8 @@ use crate::os::flash::{self, FlashConfig};
 use crate::os::interfaces;
 use crate::os::journal::JournalConfig;
 use crate::os::prober::ProbePlan;
+use crate::os::throttle::Throttle;
+use crate::throttled_warn;
 use crate::wire::babel::{Prefix, RouterId, PORT};
 use actix::prelude::*;
 use std::collections::BTreeMap;
@@ -350,7 +352,7 @@ pub fn run(args: RouteArgs) -> Result<(), Box<dyn std::error::Error>> {
     let outcome: Result<(), String> = system.block_on(async move {
         let clock = Clock::start(boot);
         let log = LogWriter::new(opened.store, opened.state.clone(), JournalConfig::default(), clock).start();
-        let status = args.status.clone().map(|path| StatusFile::new(path).start());
+        let status = args.status.clone().map(|path| StatusFile::new(path, clock).start());
         let to_status = status.clone();
         let selected: Deliver<RouteSelected> = Arc::new(move |r: RouteSelected| {
             say(format_args!("selected {}", describe(&r)));
@@ -455,14 +457,18 @@ struct StatusFile {
     path: PathBuf,
     table: BTreeMap<Prefix, RouteSelected>,
     scheduled: bool,
+    clock: Clock,
+    /// A status file that cannot be written (a full or read-only disk) is reported once,
+    /// then as a count, and when it can be written again.
+    errors: Throttle,
 }
 
 impl StatusFile {
-    fn new(path: PathBuf) -> Self {
-        Self { path, table: BTreeMap::new(), scheduled: false }
+    fn new(path: PathBuf, clock: Clock) -> Self {
+        Self { path, table: BTreeMap::new(), scheduled: false, clock, errors: Throttle::default() }
     }
 
-    fn write(&self) {
+    fn write(&mut self) {
         let mut text = String::new();
         for r in self.table.values() {
             text.push_str(&describe(r));
@@ -471,8 +477,15 @@ impl StatusFile {
         let mut tmp = self.path.clone().into_os_string();
         tmp.push(".tmp");
         let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &self.path));
-        if let Err(e) = written {
-            tracing::warn!(path = %self.path.display(), %e, "cannot write the status file");
+        match written {
+            Ok(()) => {
+                if let Some(unreported) = self.errors.cleared("status") {
+                    tracing::info!(path = %self.path.display(), unreported, "the status file is written again");
+                }
+            }
+            Err(e) => {
+                throttled_warn!(self.errors, "status", self.clock.now(), path = %self.path.display(), %e, "cannot write the status file")
+            }
         }
     }
 }
