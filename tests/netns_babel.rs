@@ -27,26 +27,12 @@ use lastmile::os::flash::{self, FlashConfig};
 use lastmile::os::routes::KernelRoutes;
 use lastmile::wire::babel::{self as wire, Prefix, Tlv};
 use netns::{enter_netns, in_netns, in_netns_async, veth, wait_for, Babeld, BabeldConfig, Netns};
-use node::{Lastmile, HELLO_MS};
+use node::{now, serial, Lastmile, HELLO_MS};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const TOOLS: &[&str] = &["babeld", "ip", "nft"];
-
-#[allow(clippy::disallowed_methods)] // The tests measure real time.
-fn now() -> Instant {
-    Instant::now()
-}
-
-/// The tests run one at a time: they measure convergence in real time on few cores, and
-/// babeld and lastmile processes of parallel tests would slow each other down.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 // ---------------------------------------------------------------------------------------------
 // Nodes

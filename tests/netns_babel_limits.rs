@@ -47,28 +47,15 @@ use lastmile::wire::babel::{
     encode, Encoder, Hello, Ihu, Packet, Prefix, RouteVector, RouterId, Tlv, Update,
 };
 use netns::{in_netns, veth, wait_for, Netns};
-use node::Lastmile;
+use node::{now, serial, Lastmile};
 use std::net::{IpAddr, Ipv6Addr, SocketAddrV6, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOOLS: &[&str] = &["ip", "nft"];
 
 /// ff02::1:6, where Babel speakers listen.
 const BABEL_GROUP: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 6);
-
-#[allow(clippy::disallowed_methods)] // The tests measure real time.
-fn now() -> Instant {
-    Instant::now()
-}
-
-/// One test at a time: they measure bytes and memory of live processes on few cores.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// A router namespace with node `n`'s addresses on loopback, forwarding on.
 fn router(tag: &str, n: u8) -> Netns {

@@ -19,8 +19,17 @@ use std::time::{Duration, Instant};
 pub const HELLO_MS: u64 = 1000;
 
 #[allow(clippy::disallowed_methods)] // The tests measure real time.
-fn now() -> Instant {
+pub fn now() -> Instant {
     Instant::now()
+}
+
+/// The tests of one binary run one at a time: they measure convergence, bytes and memory of
+/// live processes (babeld, lastmile) in real time on few cores, and parallel tests would
+/// slow each other down.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A `lastmile route` process in a namespace, stopped by pid when dropped.
