@@ -133,9 +133,18 @@ pub trait Machine {
     /// The durable state, with every event emitted so far folded in.
     fn state(&self) -> &Self::State;
 
-    fn poll_event(&mut self) -> Option<Self::Event>;
+    /// What the machine decided and the shell has not drained yet.
+    fn outbox(&mut self) -> &mut Outbox<Self::Event, Self::Effect>;
 
-    fn poll_effect(&mut self) -> Option<Effect<Self::Effect>>;
+    /// The next event, in the order decided (already folded into [`Machine::state`]).
+    fn poll_event(&mut self) -> Option<Self::Event> {
+        self.outbox().poll_event()
+    }
+
+    /// The next effect, in the order decided.
+    fn poll_effect(&mut self) -> Option<Effect<Self::Effect>> {
+        self.outbox().poll_effect()
+    }
 
     /// The earliest deadline and why; the shell arms one timer for it.
     fn poll_timeout(&self) -> Option<(Stamp, Self::Timer)>;

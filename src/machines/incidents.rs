@@ -7,7 +7,7 @@
 //! journal records it. The recovery machine will take these observations over (and repair).
 
 use crate::events::incident::{IncidentEvent, IncidentInput, IncidentKind};
-use crate::events::{Effect, Fold, Machine, Outbox, Stamp};
+use crate::events::{Fold, Machine, Outbox, Stamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -92,12 +92,8 @@ impl Machine for IncidentMachine {
         &self.ledger
     }
 
-    fn poll_event(&mut self) -> Option<IncidentEvent> {
-        self.out.poll_event()
-    }
-
-    fn poll_effect(&mut self) -> Option<Effect<Infallible>> {
-        self.out.poll_effect()
+    fn outbox(&mut self) -> &mut Outbox<IncidentEvent, Infallible> {
+        &mut self.out
     }
 
     fn poll_timeout(&self) -> Option<(Stamp, Infallible)> {

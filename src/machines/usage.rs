@@ -21,7 +21,7 @@
 use crate::events::usage::{
     CounterReset, CounterSample, Link, UsageEffect, UsageEvent, UsageInput, UsageRecord, UsageTimer,
 };
-use crate::events::{Effect, Fold, Machine, Outbox, Stamp, TimerTable};
+use crate::events::{Fold, Machine, Outbox, Stamp, TimerTable};
 use crate::machines::counter::{CounterPair, Reset};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -244,12 +244,8 @@ impl Machine for UsageMachine {
         &self.ledger
     }
 
-    fn poll_event(&mut self) -> Option<UsageEvent> {
-        self.out.poll_event()
-    }
-
-    fn poll_effect(&mut self) -> Option<Effect<UsageEffect>> {
-        self.out.poll_effect()
+    fn outbox(&mut self) -> &mut Outbox<UsageEvent, UsageEffect> {
+        &mut self.out
     }
 
     fn poll_timeout(&self) -> Option<(Stamp, UsageTimer)> {

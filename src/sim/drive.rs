@@ -100,6 +100,7 @@ pub fn drain<M: Machine>(machine: &mut M) -> Drained<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::Outbox;
 
     /// A toy machine: `Ask(n)` emits event `n` and asks the outside for `n + 1` (an effect
     /// released when durable if `n` is even) until `n` reaches 3; a timer named `()` is armed
@@ -118,8 +119,7 @@ mod tests {
     #[derive(Default)]
     struct Toy {
         emitted: Emitted,
-        events: Vec<u32>,
-        effects: Vec<Effect<u32>>,
+        out: Outbox<u32, u32>,
         armed: Option<Stamp>,
         fired_at: Vec<Stamp>,
     }
@@ -132,21 +132,19 @@ mod tests {
         type State = Emitted;
 
         fn handle(&mut self, _at: Stamp, n: u32) {
-            self.emitted.0 += 1;
-            self.events.push(n);
+            self.out.emit(&mut self.emitted, n);
             if n < 3 {
-                self.effects.push(if n.is_multiple_of(2) {
-                    Effect::when_durable(n + 1)
+                if n.is_multiple_of(2) {
+                    self.out.when_durable(n + 1)
                 } else {
-                    Effect::now(n + 1)
-                });
+                    self.out.now(n + 1)
+                }
             }
         }
 
         fn handle_timeout(&mut self, at: Stamp, (): ()) {
             self.fired_at.push(at);
-            self.emitted.0 += 1;
-            self.events.push(100);
+            self.out.emit(&mut self.emitted, 100);
             self.armed = Some(at.plus_ms(10));
         }
 
@@ -154,12 +152,8 @@ mod tests {
             &self.emitted
         }
 
-        fn poll_event(&mut self) -> Option<u32> {
-            (!self.events.is_empty()).then(|| self.events.remove(0))
-        }
-
-        fn poll_effect(&mut self) -> Option<Effect<u32>> {
-            (!self.effects.is_empty()).then(|| self.effects.remove(0))
+        fn outbox(&mut self) -> &mut Outbox<u32, u32> {
+            &mut self.out
         }
 
         fn poll_timeout(&self) -> Option<(Stamp, ())> {
@@ -204,7 +198,8 @@ mod tests {
         let mut echo = Echo { die_at: Some(1), ..Echo::default() };
         assert_eq!(handle(&mut toy, Stamp::new(1, 0), 0, &mut echo), Flow::Died);
         assert_eq!(echo.seen, ["event 0", "effect 1", "event 1"]);
-        assert_eq!(toy.effects, [Effect::now(2)], "the effect after the fatal event never left");
+        assert_eq!(toy.poll_effect(), Some(Effect::now(2)), "the effect after the fatal event never left");
+        assert_eq!(toy.poll_effect(), None);
     }
 
     #[test]

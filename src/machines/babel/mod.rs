@@ -43,7 +43,7 @@ pub mod trust;
 use crate::events::routing::{
     InterfaceConfig, Refusals, RoutingEffect, RoutingEvent, RoutingInput, RoutingTimer, SendTo,
 };
-use crate::events::{Effect, Machine, Outbox, Stamp, TimerTable};
+use crate::events::{Machine, Outbox, Stamp, TimerTable};
 use crate::wire::babel::{Prefix, RouteRequest, RouteVector, RouterId, Tlv, Update};
 pub use config::{BabelConfig, UnpricedPolicy};
 use core::net::Ipv6Addr;
@@ -457,12 +457,8 @@ impl Machine for BabelMachine {
         &self.trust
     }
 
-    fn poll_event(&mut self) -> Option<RoutingEvent> {
-        self.out.poll_event()
-    }
-
-    fn poll_effect(&mut self) -> Option<Effect<RoutingEffect>> {
-        self.out.poll_effect()
+    fn outbox(&mut self) -> &mut Outbox<RoutingEvent, RoutingEffect> {
+        &mut self.out
     }
 
     fn poll_timeout(&self) -> Option<(Stamp, RoutingTimer)> {

@@ -25,7 +25,7 @@ use crate::events::billing::{
 };
 use crate::events::chain::{Address, Amount, ChainCommand};
 use crate::events::usage::{UsageEffect, UsageInput, UsageTimer};
-use crate::events::{Effect, Fold, Machine, Outbox, Stamp, TimerTable};
+use crate::events::{Fold, Machine, Outbox, Stamp, TimerTable};
 use crate::machines::usage::{Accrual, UsageConfig, UsageLedger, UsageOutbox};
 use payments::ChainView;
 
@@ -321,12 +321,8 @@ impl Machine for BillingMachine {
         &self.state
     }
 
-    fn poll_event(&mut self) -> Option<BillingRecord> {
-        self.out.poll_event()
-    }
-
-    fn poll_effect(&mut self) -> Option<Effect<BillingEffect>> {
-        self.out.poll_effect()
+    fn outbox(&mut self) -> &mut Outbox<BillingRecord, BillingEffect> {
+        &mut self.out
     }
 
     fn poll_timeout(&self) -> Option<(Stamp, BillingTimer)> {

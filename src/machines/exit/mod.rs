@@ -26,7 +26,7 @@ use crate::events::chain::{Address, Amount};
 use crate::events::exit::{
     accrual_amount, ExitEffect, ExitEvent, ExitInput, ExitTimer, SignedStatement, Statement, UserCounters,
 };
-use crate::events::{Effect, Machine, Outbox, Stamp, TimerTable};
+use crate::events::{Machine, Outbox, Stamp, TimerTable};
 use crate::machines::counter::CounterPair;
 use std::collections::BTreeMap;
 
@@ -221,12 +221,8 @@ impl Machine for ExitMachine {
         &self.ledger
     }
 
-    fn poll_event(&mut self) -> Option<ExitEvent> {
-        self.out.poll_event()
-    }
-
-    fn poll_effect(&mut self) -> Option<Effect<ExitEffect>> {
-        self.out.poll_effect()
+    fn outbox(&mut self) -> &mut Outbox<ExitEvent, ExitEffect> {
+        &mut self.out
     }
 
     fn poll_timeout(&self) -> Option<(Stamp, ExitTimer)> {

@@ -1,7 +1,7 @@
 use super::statement::{address_for_test, sign_for_test};
 use super::*;
 use crate::events::exit::{DisputeReason, ExitUserEffect, ExitUserInput, Signature};
-use crate::events::{Fold, Release};
+use crate::events::{Effect, Fold, Release};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
 const EXIT_KEY: [u8; 32] = [7; 32];

@@ -6,7 +6,7 @@ use crate::events::chain::{Address, Amount};
 use crate::events::exit::{
     DisputeReason, ExitEvent, ExitUserEffect, ExitUserInput, SignedStatement, Statement,
 };
-use crate::events::{Effect, Machine, Outbox, Stamp};
+use crate::events::{Machine, Outbox, Stamp};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 
@@ -173,12 +173,8 @@ impl Machine for ExitUserMachine {
         &self.ledger
     }
 
-    fn poll_event(&mut self) -> Option<ExitEvent> {
-        self.out.poll_event()
-    }
-
-    fn poll_effect(&mut self) -> Option<Effect<ExitUserEffect>> {
-        self.out.poll_effect()
+    fn outbox(&mut self) -> &mut Outbox<ExitEvent, ExitUserEffect> {
+        &mut self.out
     }
 
     fn poll_timeout(&self) -> Option<(Stamp, Infallible)> {

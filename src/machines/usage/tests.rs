@@ -1,5 +1,5 @@
 use super::*;
-use crate::events::Release;
+use crate::events::{Effect, Release};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
 const L1: Link = Link::new(1, 10);
