@@ -7,8 +7,8 @@
 //! [`EVENT_VERSION`] with a clear error rather than guessing.
 //!
 //! Each domain keeps its kinds, their body layouts and their encoding in its own file, next to
-//! its kind table: [`usage`] (1, 2), [`incident`] (3, 4), [`billing`] (5, 16 to 29), [`exit`]
-//! (32 to 40), [`routing`] (48). Kinds are never reused.
+//! its kind table: `usage.rs` (1, 2), `incident.rs` (3, 4), `billing.rs` (5, 16 to 29),
+//! `exit.rs` (32 to 40), `routing.rs` (48). Kinds are never reused; [`kinds`] lists them all.
 //!
 //! Versions: 1 had kinds 1 to 4, kind 1 without a price (upcast to an unpriced record); 2 the
 //! same kinds with the price; 3 added billing (5, 16 to 29) and exit (32 to 40) kinds; 4 added

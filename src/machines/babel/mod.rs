@@ -17,7 +17,8 @@
 //!   reality loses trust, which inflates the RTT and loss of its routes in the score. The
 //!   evidence is recorded as events: they explain routing choices later.
 //!
-//! Every change of the selected route table is an effect ([`RouteChange`]): the kernel route
+//! Every change of the selected route table is an effect
+//! ([`RouteChange`](crate::events::routing::RouteChange)): the kernel route
 //! and, for billing, the neighbour and the price it advertised.
 //!
 //! The machine is split by what each part owns: [`config`] (how it is configured),

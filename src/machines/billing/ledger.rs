@@ -142,7 +142,7 @@ impl BillingLedger {
 
     /// Folds a usage record into the accounts: its tx bytes at the neighbour's quoted price
     /// (in the record) are owed; its rx bytes at the lowest price we advertised on the link
-    /// since the record before its previous one ([`Advertised`]) are expected. u64 × u64
+    /// since the record before its previous one (`Advertised`) are expected. u64 × u64
     /// always fits in u128.
     pub fn apply_usage(&mut self, event: &UsageEvent) {
         if let UsageEvent::Accrued(r) = event {

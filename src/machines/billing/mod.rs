@@ -1,7 +1,7 @@
 //! The billing machine: pay per forward, end to end, as one pure state machine.
 //!
 //! It composes three parts that share one event stream:
-//! - usage accrual ([`UsageMachine`]): counters in, usage records out, each record carrying
+//! - usage accrual ([`UsageMachine`](crate::machines::usage::UsageMachine)): counters in, usage records out, each record carrying
 //!   the price the neighbour quoted for our tx bytes and the lowest price we advertised to it
 //!   for its rx bytes;
 //! - the ledger ([`BillingLedger`]): cumulative owed / paid / expected / received per

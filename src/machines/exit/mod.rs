@@ -5,7 +5,7 @@
 //! Two pure machines share one durable fold, [`ExitLedger`]:
 //! - [`ExitMachine`], the exit's role: per-user tunnel counters in (cumulative, resets recorded
 //!   as in [`crate::machines::usage`]), priced accruals and, on a timer, one cumulative
-//!   [`Statement`](crate::events::exit::Statement) per user whose usage changed, which the shell
+//!   [`crate::events::exit::Statement`] per user whose usage changed, which the shell
 //!   is asked to sign with the payment key; the signed statement goes to the user once its
 //!   signature is durable (persist, then send).
 //! - [`ExitUserMachine`], the user's role: verifies a received statement (signature by the
