@@ -1,6 +1,6 @@
 //! Babel routing across simulated networks: real Babel machines on seeded topologies of up to
-//! 25 nodes joined by tunnels, in virtual time (`lastmile::sim::babel`). ARCHITECTURE.md
-//! "Routing" and "Testing layers".
+//! 25 nodes joined by tunnels, in virtual time (`lastmile::sim::babel`); see
+//! docs/ARCHITECTURE.md, "Routing" and "Tests".
 //!
 //! Every property runs small networks with fast timers (Hello every second, updates every 4,
 //! 8 or 16 s) so that a case takes milliseconds of wall time, and follows packets along the

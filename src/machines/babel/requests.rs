@@ -173,14 +173,13 @@ impl BabelMachine {
             return;
         }
         let Some(d) = self.table.get(&r.prefix) else { return };
-        let Some(sel) = d.selected_route().cloned() else { return };
-        if self.metric(&sel) == INFINITY {
-            return;
-        }
-        if sel.router_id == r.router_id && !seqno_newer(r.seqno, sel.seqno) {
-            // We already have what is asked for: announce it.
-            self.trigger(r.prefix);
-            return;
+        let sel = d.selected_route().filter(|s| self.metric(s) != INFINITY);
+        if let Some(sel) = sel {
+            if sel.router_id == r.router_id && !seqno_newer(r.seqno, sel.seqno) {
+                // We already have what is asked for: announce it.
+                self.trigger(r.prefix);
+                return;
+            }
         }
         if r.hop_count < 2 {
             return;
@@ -188,16 +187,20 @@ impl BabelMachine {
         // Forward to the selected route's neighbour; never back to the requester, but then to
         // the neighbour of a feasible route, else of any route with a finite metric
         // (RFC 8966 §3.8.1.2): the requester is often our next hop just before we learn it
-        // lost its route.
-        let next = if sel.neighbour != from {
-            Some(sel.neighbour)
-        } else {
-            let others = || d.routes.iter().filter(|x| x.neighbour != from && self.metric(x) != INFINITY);
-            others()
-                .filter(|x| self.table.feasible(r.prefix, x.router_id, x.seqno, x.refmetric))
-                .min_by_key(|x| self.metric(x))
-                .or_else(|| others().min_by_key(|x| self.metric(x)))
-                .map(|x| x.neighbour)
+        // lost its route. With nothing selected too, like babeld: we starve as well and hold
+        // only unfeasible routes, and the one toward the originator may be the only way the
+        // request reaches it (a restarted originator, with an old seqno, that refused our own
+        // request while it did not know us yet).
+        let next = match sel {
+            Some(s) if s.neighbour != from => Some(s.neighbour),
+            _ => {
+                let others = || d.routes.iter().filter(|x| x.neighbour != from && self.metric(x) != INFINITY);
+                others()
+                    .filter(|x| self.table.feasible(r.prefix, x.router_id, x.seqno, x.refmetric))
+                    .min_by_key(|x| self.metric(x))
+                    .or_else(|| others().min_by_key(|x| self.metric(x)))
+                    .map(|x| x.neighbour)
+            }
         };
         let Some(next) = next else { return };
         if self.requests.duplicate(r.prefix, r.router_id, r.seqno, self.now_ms) {

@@ -401,6 +401,63 @@ fn seqno_requests_are_answered_by_the_source_and_forwarded_by_others() {
     assert!(n.updates_on(B).iter().any(|u| u.prefix == Some(p6(7)) && u.seqno == 3));
 }
 
+// RFC 8966 §3.8.1.2: a node with nothing selected forwards a seqno request to the next hop
+// of an unfeasible route (SHOULD; babeld does). The case of the simulator: the originator
+// restarts with seqno 0, our route through it is lost (its link restarts) and comes back
+// unfeasible; our own request to it, sent at once, is refused (it does not know us yet) and
+// is not resent. A starving node's request is then the one that must reach the originator:
+// dropped here, the originator was only asked again when its periodic update (16 s) came.
+#[test]
+fn a_starving_node_forwards_seqno_requests_along_an_unfeasible_route() {
+    let mut n = Node::default();
+    n.peer(A, ll(9), vec![]);
+    n.peer(B, ll(8), vec![]);
+    n.from(A, ll(9), vec![update(p6(7), rid(7), 3, 100, vector(10, 4))]);
+    // Advertised on B: the feasibility distance is (3, 196).
+    n.from(A, ll(9), vec![update(p6(7), rid(7), 3, INFINITY, None)]);
+    assert_eq!(n.m.selected().count(), 0);
+    let requests = |sent: &[(u32, SendTo, Packet)]| -> Vec<(u32, SendTo, SeqnoRequest)> {
+        sent.iter()
+            .flat_map(|(i, to, p)| p.tlvs.iter().map(move |t| (*i, *to, t)))
+            .filter_map(
+                |(i, to, t)| if let Tlv::SeqnoRequest(r) = t { Some((i, to, r.clone())) } else { None },
+            )
+            .collect()
+    };
+    // The originator is back with seqno 0: unfeasible, and we ask it once (that request is
+    // lost).
+    n.take_sent();
+    n.from(A, ll(9), vec![update(p6(7), rid(7), 0, 0, vector(10, 4))]);
+    let ours = requests(&n.take_sent());
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!((ours[0].0, ours[0].1), (A, SendTo::Unicast(ll(9))));
+    assert_eq!(n.m.selected().count(), 0, "the route is unfeasible");
+    // A starving node on B asks for the seqno after our feasibility distance's.
+    let req = || {
+        Tlv::SeqnoRequest(SeqnoRequest {
+            prefix: p6(7),
+            seqno: 4,
+            hop_count: 10,
+            router_id: rid(7),
+            unknown: vec![],
+        })
+    };
+    n.from(B, ll(8), vec![req()]);
+    let fwd = requests(&n.take_sent());
+    assert_eq!(fwd.len(), 1, "forwarded toward the originator: {fwd:?}");
+    assert_eq!((fwd[0].0, fwd[0].1), (A, SendTo::Unicast(ll(9))));
+    assert_eq!((fwd[0].2.seqno, fwd[0].2.hop_count), (4, 9));
+    // Never back to the requester, and not along a retracted route: once the originator's
+    // route is retracted and only the requester's (unfeasible) one is left, a request after
+    // the hold time (not a duplicate) goes nowhere.
+    n.from(B, ll(8), vec![update(p6(7), rid(7), 3, 300, vector(10, 4))]);
+    n.from(A, ll(9), vec![update(p6(7), rid(7), 0, INFINITY, None)]);
+    n.live_until(n.now + REQUEST_HOLD_MS + 100);
+    n.take_sent();
+    n.from(B, ll(8), vec![req()]);
+    assert!(requests(&n.take_sent()).is_empty());
+}
+
 // RFC 8966 §3.5.4 and §3.7: a retraction unselects the route, the kernel route goes and we
 // retract in turn; a wildcard retraction (§4.6.9, AE 0) retracts everything from a neighbour.
 #[test]
