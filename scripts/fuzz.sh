@@ -3,7 +3,9 @@
 # - babel_decode: Babel packets from the link (fuzz/fuzz_targets/babel_decode.rs);
 # - event_decode: event records read from flash (fuzz/fuzz_targets/event_decode.rs);
 # - flash_scan: a whole directory of segment files, scanned and recovered
-#   (fuzz/fuzz_targets/flash_scan.rs).
+#   (fuzz/fuzz_targets/flash_scan.rs);
+# - discovery_decode: discovery datagrams from the link, decoded and handed to a discovery
+#   machine (fuzz/fuzz_targets/discovery_decode.rs).
 # Exits nonzero if libFuzzer finds a crash; the input that crashed is left in
 # fuzz/artifacts/TARGET/. Installs the nightly toolchain and cargo-fuzz if missing. Seeds are in
 # fuzz/seeds/TARGET/ (packets captured from babeld and BIRD, golden frames and segments); what
@@ -23,7 +25,7 @@ if ! cargo +nightly fuzz --version > /dev/null 2>&1; then
 fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(babel_decode event_decode flash_scan)
+    targets=(babel_decode event_decode flash_scan discovery_decode)
 fi
 for target in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$target" "fuzz/seeds/$target"

@@ -121,6 +121,7 @@ macro_rules! fixed_bytes {
 pub mod billing;
 pub mod chain;
 pub mod codec;
+pub mod discovery;
 pub mod exit;
 pub mod identity;
 pub mod incident;

@@ -5,6 +5,7 @@
 pub mod babel;
 pub mod billing;
 pub mod counter;
+pub mod discovery;
 #[cfg(test)]
 mod equivalence;
 pub mod exit;
